@@ -1,0 +1,48 @@
+"""stylecond: audio-conditioned music generation (MusicGen-Style) as PyTorch Lightning modules.
+
+Public names are imported lazily so that ``import stylecond`` and ``stylecond --help`` stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "RVQBottleneck": "stylecond.quantization.rvq_bottleneck",
+    "RVQOutput": "stylecond.quantization.rvq_bottleneck",
+    "StyleConditioner": "stylecond.conditioners.style",
+    "StyleOutput": "stylecond.conditioners.style",
+    "HFTextConditioner": "stylecond.conditioners.text",
+    "ConditioningDropout": "stylecond.conditioners.dropout",
+    "ConditionFuser": "stylecond.conditioners.fuser",
+    "ConditionTensors": "stylecond.conditioners.types",
+    "MusicLM": "stylecond.lm.music_lm",
+    "DoubleCFGSampler": "stylecond.generation.sampler",
+    "double_cfg": "stylecond.generation.cfg",
+    "cfg": "stylecond.generation.cfg",
+    "TextualInversionModule": "stylecond.inversion.module",
+    "AudioCodec": "stylecond.codecs.base",
+    "EncodecCodec": "stylecond.codecs.encodec",
+    "MelCodec": "stylecond.codecs.mel_codec",
+    "MelSpectrogram": "stylecond.mel",
+    "load_audio": "stylecond.audio",
+    "AudioError": "stylecond.audio",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'stylecond' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
