@@ -47,6 +47,8 @@ class MelSpectrogram(nn.Module):
             mel_scale=mel_scale,
         )
         self.register_buffer("filterbank", torch.from_numpy(fb).float(), persistent=False)  # [n_freq, M]
+        # float64 copy kept off the module (buffers must stay float32-castable, e.g. for MPS).
+        self._filterbank64 = torch.from_numpy(fb).double()
         self.register_buffer("window", torch.hann_window(n_fft, periodic=True), persistent=False)
 
     @property
@@ -64,17 +66,28 @@ class MelSpectrogram(nn.Module):
             wav = wav.mean(dim=1)
         if wav.dim() != 2:
             raise ValueError(f"wav must be [B, T] or [B, C, T], got shape {tuple(wav.shape)}")
+        if wav.shape[-1] <= self.n_fft // 2:
+            raise ValueError(
+                f"wav needs more than n_fft // 2 = {self.n_fft // 2} samples (reflect padding), got {wav.shape[-1]}"
+            )
+        # float64 input is computed in float64 (exact parity checks); anything else in float32.
+        if wav.dtype == torch.float64:
+            dtype = torch.float64
+            window = torch.hann_window(self.n_fft, periodic=True, dtype=dtype, device=wav.device)
+            filterbank = self._filterbank64.to(wav.device)
+        else:
+            dtype, window, filterbank = torch.float32, self.window.float(), self.filterbank.float()
         spec = torch.stft(
-            wav.float(),
+            wav.to(dtype),
             n_fft=self.n_fft,
             hop_length=self.hop_length,
-            window=self.window,
+            window=window,
             center=True,
             pad_mode="reflect",
             return_complex=True,
         )  # [B, n_freq, F]
         mag = spec.abs().pow(self.power)
-        mel = torch.einsum("bfn,fm->bmn", mag, self.filterbank)  # [B, M, F]
+        mel = torch.einsum("bfn,fm->bmn", mag, filterbank)  # [B, M, F]
         if self.log:
             mel = torch.log(mel.clamp_min(self.mel_floor))
         return mel

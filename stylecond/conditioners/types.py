@@ -38,8 +38,9 @@ class ConditionTensors:
         """The all-zero null condition of the same shape."""
         return ConditionTensors(torch.zeros_like(self.embeddings), torch.zeros_like(self.mask))
 
-    def to(self, *args: object, **kwargs: object) -> ConditionTensors:
-        emb = self.embeddings.to(*args, **kwargs)  # type: ignore[arg-type]
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> ConditionTensors:
+        """Move to ``device`` and cast the embeddings to ``dtype`` (the mask stays bool)."""
+        emb = self.embeddings.to(device=device, dtype=dtype)
         return ConditionTensors(emb, self.mask.to(emb.device))
 
     @staticmethod

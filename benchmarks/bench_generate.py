@@ -1,0 +1,261 @@
+"""Decoding speed of stylecond's KV-cached double-CFG generation vs transformers' MusicGen decoder.
+
+For each size (``stylecond.lm.presets``) and dtype, builds a random-initialised ``MusicLM`` (4 codebooks x
+2048) and a ``transformers.MusicgenForCausalLM`` of the same dimensions (from ``MusicgenDecoderConfig``, no
+download), then times:
+
+- ours: ``generate_codes`` with ``DoubleCFGSampler`` (text + style prefix conditions, 3 branches, so a
+  3 x B batch per step; top-k 250);
+- transformers: ``MusicgenForCausalLM.generate`` on a 3 x B batch (the CFG-equivalent amount of work;
+  do_sample, top-k 250, KV cache).
+
+Reports ms per decoding step, the real-time factor (RTF = compute time / audio time; 50 steps = 1 s of
+audio), the speed ratio to transformers, and the fraction of the memory-bandwidth roofline: the weight
+bytes streamed per step divided by a bandwidth the script measures itself with GEMVs over the model's own
+weight matrices (batch 3 x B), divided by the measured step time.
+
+Usage: ``python benchmarks/bench_generate.py --sizes base,small --steps 50 --dtypes fp32,bf16``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+from stylecond.conditioners.types import ConditionTensors  # noqa: E402
+from stylecond.generation.generate import generate_codes  # noqa: E402
+from stylecond.generation.sampler import DoubleCFGSampler  # noqa: E402
+from stylecond.lm.music_lm import MusicLM  # noqa: E402
+from stylecond.lm.presets import PRESETS  # noqa: E402
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+NUM_CODEBOOKS, CARD, FRAME_RATE = 4, 2048, 50.0
+TEXT_TOKENS, STYLE_TOKENS = 20, 15
+
+
+@dataclass
+class Row:
+    size: str
+    dtype: str
+    ours_ms: float
+    hf_ms: float | None
+    weight_mb: float
+    bandwidth_gbs: float
+
+    @property
+    def roofline_ms(self) -> float:
+        return self.weight_mb / 1e3 / self.bandwidth_gbs * 1e3
+
+    def cells(self) -> list[str]:
+        rtf = self.ours_ms * FRAME_RATE / 1e3
+        ratio = f"{self.hf_ms / self.ours_ms:.2f}x" if self.hf_ms else "-"
+        hf = f"{self.hf_ms:.1f}" if self.hf_ms else "-"
+        hf_rtf = f"{self.hf_ms * FRAME_RATE / 1e3:.2f}" if self.hf_ms else "-"
+        roof = self.roofline_ms / self.ours_ms
+        return [
+            self.size,
+            self.dtype,
+            f"{self.ours_ms:.1f}",
+            f"{rtf:.2f}",
+            hf,
+            hf_rtf,
+            ratio,
+            f"{self.weight_mb:.0f}",
+            f"{self.bandwidth_gbs:.1f}",
+            f"{100 * roof:.0f}%",
+        ]
+
+
+HEADER = [
+    "size",
+    "dtype",
+    "ours ms/step",
+    "ours RTF",
+    "HF ms/step",
+    "HF RTF",
+    "HF/ours",
+    "weights MB/step",
+    "GEMV GB/s",
+    "roofline",
+]
+
+
+def _median_time(fn: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def streamed_weights(model: nn.Module) -> list[torch.Tensor]:
+    """The 2-D linear weights read at every decoding step (embedding tables excluded: only K rows are read)."""
+    return [m.weight for m in model.modules() if isinstance(m, nn.Linear)]
+
+
+@torch.inference_mode()
+def measure_bandwidth(weights: list[torch.Tensor], rows: int, repeats: int) -> float:
+    """GB/s achieved by GEMVs (``rows`` input vectors) over ``weights`` = the best case for one decoding step."""
+    xs = {w.shape[1]: torch.randn(rows, w.shape[1], dtype=w.dtype) for w in weights}
+
+    def run() -> None:
+        for w in weights:
+            F.linear(xs[w.shape[1]], w)
+
+    run()
+    seconds = _median_time(run, repeats)
+    nbytes = sum(w.numel() * w.element_size() for w in weights)
+    return nbytes / seconds / 1e9
+
+
+def build_ours(size: str, dtype: torch.dtype, compile_layers: bool = False) -> MusicLM:
+    lm = MusicLM.from_preset(size, num_codebooks=NUM_CODEBOOKS, card=CARD).eval().to(dtype)
+    if compile_layers:
+        for layer in lm.transformer.layers:
+            layer.compile(dynamic=True)
+    return lm
+
+
+def build_hf(size: str, dtype: torch.dtype) -> nn.Module:
+    from transformers import MusicgenDecoderConfig, MusicgenForCausalLM
+
+    p = PRESETS[size]
+    config = MusicgenDecoderConfig(
+        vocab_size=CARD,
+        num_codebooks=NUM_CODEBOOKS,
+        hidden_size=p.dim,
+        num_attention_heads=p.num_heads,
+        num_hidden_layers=p.num_layers,
+        ffn_dim=p.ffn_dim or 4 * p.dim,
+        dropout=0.0,
+        max_position_embeddings=4096,
+        pad_token_id=CARD,
+        bos_token_id=CARD,
+    )
+    model = MusicgenForCausalLM(config).eval().to(dtype)
+    gc = model.generation_config
+    gc.pad_token_id = gc.bos_token_id = gc.decoder_start_token_id = CARD
+    return model
+
+
+def time_ours(lm: MusicLM, steps: int, batch: int, repeats: int) -> float:
+    g = torch.Generator().manual_seed(0)
+    conditions = {
+        "text": ConditionTensors(
+            torch.randn(batch, TEXT_TOKENS, lm.dim, generator=g),
+            torch.ones(batch, TEXT_TOKENS, dtype=torch.bool),
+        ),
+        "style": ConditionTensors(
+            torch.randn(batch, STYLE_TOKENS, lm.dim, generator=g),
+            torch.ones(batch, STYLE_TOKENS, dtype=torch.bool),
+        ),
+    }
+    sampler = DoubleCFGSampler(cfg_coef=3.0, cfg_coef_beta=5.0, top_k=250)
+    # S - 1 = T + K - 1 decoding steps for T frames (delay pattern)
+    frames = steps - NUM_CODEBOOKS + 1
+
+    def run(n: int) -> None:
+        generate_codes(lm, conditions=conditions, sampler=sampler, num_frames=n, generator=g)
+
+    run(2)  # warm-up
+    return _median_time(lambda: run(frames), repeats) / steps * 1e3
+
+
+def time_hf(model: nn.Module, steps: int, batch: int, repeats: int) -> float:
+    input_ids = torch.full((3 * batch * NUM_CODEBOOKS, 1), CARD, dtype=torch.long)
+
+    @torch.inference_mode()
+    def run(n: int) -> None:
+        model.generate(  # type: ignore[operator]
+            input_ids,
+            max_new_tokens=n,
+            do_sample=True,
+            top_k=250,
+            num_return_sequences=1,
+            guidance_scale=None,
+        )
+
+    run(2)
+    return _median_time(lambda: run(steps), repeats) / steps * 1e3
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--sizes", default="base,small", help="comma-separated presets (debug, base, small, medium)"
+    )
+    parser.add_argument("--steps", type=int, default=50, help="decoding steps per run (50 = 1 s of audio)")
+    parser.add_argument("--dtypes", default="fp32,bf16", help="comma-separated: fp32, bf16")
+    parser.add_argument("--batch", type=int, default=1, help="prompts per run (the forward batch is 3x this)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (median)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (0 = torch default; 1 is steadier on a shared CPU)",
+    )
+    parser.add_argument("--no-hf", action="store_true", help="skip the transformers baseline")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile our transformer layers (dynamic=True) before timing",
+    )
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sizes = [s for s in args.sizes.split(",") if s]
+    dtypes = [d for d in args.dtypes.split(",") if d]
+    for s in sizes:
+        if s not in PRESETS:
+            parser.error(f"--sizes: unknown preset {s!r}; valid: {sorted(PRESETS)}")
+    for d in dtypes:
+        if d not in DTYPES:
+            parser.error(f"--dtypes: unknown dtype {d!r}; valid: {sorted(DTYPES)}")
+    if args.steps < NUM_CODEBOOKS:
+        parser.error(f"--steps must be >= {NUM_CODEBOOKS}")
+    torch.manual_seed(0)
+    print(
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, steps {args.steps}, batch 3x{args.batch}"
+    )
+    rows: list[Row] = []
+    for size in sizes:
+        for name in dtypes:
+            dtype = DTYPES[name]
+            lm = build_ours(size, dtype, args.compile)
+            weights = streamed_weights(lm)
+            weight_mb = sum(w.numel() * w.element_size() for w in weights) / 1e6
+            bw = measure_bandwidth(weights, 3 * args.batch, args.repeats)
+            ours = time_ours(lm, args.steps, args.batch, args.repeats)
+            del lm
+            hf = None
+            if not args.no_hf:
+                model = build_hf(size, dtype)
+                hf = time_hf(model, args.steps, args.batch, args.repeats)
+                del model
+            row = Row(size, name, ours, hf, weight_mb, bw)
+            rows.append(row)
+            print(" | ".join(f"{h}={c}" for h, c in zip(HEADER, row.cells())), flush=True)
+    print()
+    print("| " + " | ".join(HEADER) + " |")
+    print("|" + "---|" * len(HEADER))
+    for row in rows:
+        print("| " + " | ".join(row.cells()) + " |")
+    print(
+        "\nRTF = compute time / audio time (50 steps = 1 s); roofline = (weight bytes / GEMV bandwidth) / step time."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

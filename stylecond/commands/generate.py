@@ -1,0 +1,151 @@
+"""``stylecond generate``: music from a text prompt and/or reference audio with a trained model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from stylecond.audio import AudioError, load_audio, save_audio
+
+_FLAGS = {  # request field -> command-line flag (for error messages)
+    "text": "--text",
+    "style_audio": "--style-audio",
+    "eval_q": "--eval-q",
+    "excerpt_length": "--excerpt-length",
+    "cfg_coef": "--cfg",
+    "cfg_coef_beta": "--beta",
+    "duration": "--duration",
+    "seed": "--seed",
+    "out": "--out",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, required=True, help="Directory from `stylecond export`.")
+    parser.add_argument("--text", default=None, help="Text prompt.")
+    parser.add_argument("--style-audio", type=Path, default=None, help="Reference audio file.")
+    parser.add_argument("--eval-q", type=int, default=None, help="Style codebooks 1..Q (fewer = looser).")
+    parser.add_argument("--excerpt-length", type=float, default=None, help="Seconds of reference used.")
+    parser.add_argument("--cfg", type=float, default=3.0, help="Guidance strength alpha.")
+    parser.add_argument("--beta", type=float, default=5.0, help="Double-CFG beta (text push); 1 = plain CFG.")
+    parser.add_argument("--top-k", type=int, default=250)
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--duration", type=float, default=10.0, help="Seconds to generate.")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("out.wav"), help="Output WAV/FLAC path.")
+    parser.add_argument(
+        "--requests",
+        type=Path,
+        default=None,
+        help="Batch mode: a jsonl file, one request per line with fields text, style_audio, out and any of "
+        "eval_q, excerpt_length, cfg_coef, cfg_coef_beta, duration, seed.",
+    )
+
+
+def _requests(args: argparse.Namespace) -> list[dict[str, Any]]:
+    base = {
+        "text": args.text,
+        "style_audio": args.style_audio,
+        "eval_q": args.eval_q,
+        "excerpt_length": args.excerpt_length,
+        "cfg_coef": args.cfg,
+        "cfg_coef_beta": args.beta,
+        "duration": args.duration,
+        "seed": args.seed,
+        "out": args.out,
+    }
+    if args.requests is None:
+        return [base]
+    if not args.requests.is_file():
+        raise ValueError(f"--requests: {args.requests} does not exist")
+    out = []
+    for lineno, line in enumerate(args.requests.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"--requests: {args.requests}:{lineno} is not valid JSON ({err.msg})") from err
+        unknown = set(item) - set(base)
+        if unknown:
+            raise ValueError(f"--requests: {args.requests}:{lineno} has unknown fields {sorted(unknown)}")
+        if "out" not in item:
+            raise ValueError(f"--requests: {args.requests}:{lineno} needs an 'out' field")
+        out.append({**base, **item})
+    return out
+
+
+def generate_one(model: Any, request: dict[str, Any], progress: Any = None) -> Path:
+    """Run one request (see ``--requests``) and write its audio; errors name the flag."""
+    style = None
+    style_sr = None
+    if request["style_audio"] is not None:
+        try:
+            style, style_sr = load_audio(str(request["style_audio"]))
+        except AudioError as err:
+            raise ValueError(f"--style-audio: {err}") from err
+    if request["text"] is None and style is None:
+        raise ValueError("give --text, --style-audio or both")
+    if style is not None and model.style_conditioner is not None:
+        needed = float(request["excerpt_length"] or model.style_conditioner.excerpt_length)
+        have = style.shape[-1] / float(style_sr or 1)
+        if have < needed:
+            raise ValueError(
+                f"--style-audio: {request['style_audio']} lasts {have:.2f} s, shorter than the "
+                f"{needed:.2f} s excerpt (--excerpt-length)"
+            )
+    try:
+        wav = model.generate(
+            texts=None if request["text"] is None else [request["text"]],
+            style_audio=None if style is None else style[None],
+            style_sample_rate=style_sr,
+            duration=request["duration"],
+            eval_q=request["eval_q"],
+            excerpt_length=request["excerpt_length"],
+            cfg_coef=request["cfg_coef"],
+            cfg_coef_beta=request["cfg_coef_beta"],
+            seed=request["seed"],
+            progress=progress,
+        )
+    except ValueError as err:
+        msg = str(err)
+        for field, flag in _FLAGS.items():
+            if field in msg and flag not in msg:
+                msg = f"{flag}: {msg}"
+                break
+        raise ValueError(msg) from err
+    out = Path(request["out"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_audio(out, wav[0].float().cpu(), int(model.codec.sample_rate))
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from stylecond.models.style_musicgen import StyleMusicGen
+
+    try:
+        requests = _requests(args)
+        model = StyleMusicGen.from_pretrained(args.model)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"stylecond generate: {err}")
+        return 2
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
+    with Progress(*columns, TimeRemainingColumn()) as bar:
+        for request in requests:
+            task = bar.add_task(f"generating {request['out']}", total=None)
+
+            def tick(done: int, total: int, _task: Any = task) -> None:
+                bar.update(_task, completed=done, total=total)
+
+            try:
+                out = generate_one(model, request, progress=tick)
+            except ValueError as err:
+                bar.stop()
+                print(f"stylecond generate: {err}")
+                return 2
+            bar.console.print(f"wrote {out}")
+    return 0

@@ -1,0 +1,249 @@
+"""KV-cached, pattern-aware generation with (double) classifier-free guidance, and sliding windows.
+
+The loop works in pattern space (see :mod:`stylecond.lm.patterns`): the sequence ``seq [B, K, S]``
+starts with the all-special initial step, each step's logits predict the next step, and steps of a
+codebook that hold no code (e.g. before a codebook's delay) hold the special id. The guidance branches
+(full, style only, null) are stacked once into the KV cache, so each step is one ``n_branches * B``
+forward of one token per codebook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+
+from stylecond.conditioners.types import ConditionTensors
+from stylecond.generation.sampler import DoubleCFGSampler
+
+PREFIX_ORDER: tuple[str, ...] = ("style", "text")
+Progress = Callable[[int, int], Any]
+
+
+class Fuser(Protocol):
+    """What the loop needs from a condition fuser: ``conditions -> obj`` with ``.prefix`` and ``.cross``."""
+
+    def __call__(self, conditions: Mapping[str, ConditionTensors]) -> Any: ...
+
+
+def concat_prefix(
+    conditions: Mapping[str, ConditionTensors], order: Sequence[str] = PREFIX_ORDER
+) -> ConditionTensors | None:
+    """Concatenate conditions along the sequence in ``order`` (then any other names, sorted) -> prefix."""
+    if not conditions:
+        return None
+    names = [n for n in order if n in conditions] + sorted(n for n in conditions if n not in order)
+    items = [conditions[n] for n in names]
+    return ConditionTensors(
+        torch.cat([c.embeddings for c in items], dim=1), torch.cat([c.mask for c in items], dim=1)
+    )
+
+
+def _fuse(
+    conditions: Mapping[str, ConditionTensors], fuser: Fuser | None
+) -> tuple[ConditionTensors | None, ConditionTensors | None]:
+    if not conditions:
+        return None, None
+    if fuser is not None:
+        fused = fuser(conditions)
+        return fused.prefix, fused.cross
+    return concat_prefix(conditions), None
+
+
+def _check_int(value: object, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return value
+
+
+def _model_dtype(lm: torch.nn.Module) -> torch.dtype:
+    for p in lm.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.float32
+
+
+def _model_device(lm: torch.nn.Module) -> torch.device:
+    for p in lm.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+@torch.inference_mode()
+def generate_codes(
+    lm: Any,
+    *,
+    conditions: Mapping[str, ConditionTensors] | None,
+    sampler: DoubleCFGSampler,
+    num_frames: int,
+    prompt_codes: Tensor | None = None,
+    batch_size: int | None = None,
+    fuser: Fuser | None = None,
+    generator: torch.Generator | None = None,
+    progress: Progress | None = None,
+) -> Tensor:
+    """Generate ``codes [B, K, num_frames]`` with the LM's KV cache and the sampler's guidance.
+
+    Args:
+        lm: a ``MusicLM`` (``pattern``, ``num_codebooks``, ``card``, ``special_id``, ``init_state``, ``step``).
+        conditions: name -> ``ConditionTensors [B, S, dim]`` ("style", "text"), or None (unconditional).
+        sampler: guidance and top-k/top-p/temperature settings.
+        num_frames: total frames T to return, prompt included.
+        prompt_codes: ``[B, K, P]`` codes to continue (teacher-forced; returned unchanged as the first P
+            frames), P <= T.
+        batch_size: B when there are neither conditions nor a prompt (default 1).
+        fuser: turns ``conditions`` into ``.prefix``/``.cross`` (e.g. ``ConditionFuser``); default:
+            all conditions as prefix tokens, style first, then text.
+        generator: random generator for sampling.
+        progress: called as ``progress(steps_done, steps_total)`` after each decoding step.
+    """
+    t_total = _check_int(num_frames, "num_frames", 1)
+    k, card, special = int(lm.num_codebooks), int(lm.card), int(lm.special_id)
+    device = _model_device(lm)
+    cond_b = sampler.batch_size(conditions)
+    if prompt_codes is not None:
+        if not isinstance(prompt_codes, Tensor) or prompt_codes.dim() != 3 or prompt_codes.shape[1] != k:
+            got = (
+                tuple(prompt_codes.shape) if isinstance(prompt_codes, Tensor) else type(prompt_codes).__name__
+            )
+            raise ValueError(f"prompt_codes must be a long Tensor [B, K={k}, P], got {got}")
+        if prompt_codes.is_floating_point() or prompt_codes.dtype == torch.bool:
+            raise ValueError(f"prompt_codes must hold integer codes, got dtype {prompt_codes.dtype}")
+        if prompt_codes.numel() and (int(prompt_codes.min()) < 0 or int(prompt_codes.max()) >= card):
+            raise ValueError(
+                f"prompt_codes must lie in 0..{card - 1} (card={card}); got values in "
+                f"{int(prompt_codes.min())}..{int(prompt_codes.max())}"
+            )
+        if prompt_codes.shape[2] > t_total:
+            raise ValueError(
+                f"prompt_codes has {prompt_codes.shape[2]} frames, more than num_frames={t_total}"
+            )
+        if cond_b is not None and prompt_codes.shape[0] != cond_b:
+            raise ValueError(
+                f"prompt_codes has batch size {prompt_codes.shape[0]} but the conditions have {cond_b}"
+            )
+    b = (
+        cond_b
+        if cond_b is not None
+        else (prompt_codes.shape[0] if prompt_codes is not None else batch_size or 1)
+    )
+    _check_int(b, "batch_size", 1)
+    p_len = 0 if prompt_codes is None else int(prompt_codes.shape[2])
+
+    pattern = lm.pattern
+    s_total = int(pattern.num_steps(t_total))
+    pos = pattern.positions(t_total).to(device)  # [K, T]
+    layout = pattern.layout_mask(t_total).to(device)  # [K, S]
+    known = torch.zeros(k, s_total, dtype=torch.bool, device=device)
+    template = torch.full((b, k, s_total), special, dtype=torch.long, device=device)
+    if p_len:
+        assert prompt_codes is not None
+        known.scatter_(1, pos[:, :p_len], True)
+        template.scatter_(
+            2, pos[:, :p_len].expand(b, k, p_len), prompt_codes.to(device=device, dtype=torch.long)
+        )
+    # A step is decided when every codebook either holds a prompt code or no code there.
+    decided = (known | ~layout).all(dim=0)  # [S]
+    n_prefill = int(decided.long().cumprod(0).sum())
+    if n_prefill >= s_total:
+        codes, _ = pattern.revert_codes(template, num_frames=t_total)
+        return codes
+    sample_mask = layout & ~known  # [K, S] True = to be sampled
+
+    stacked, n_br = sampler.stack_conditions(conditions)
+    dtype = _model_dtype(lm)
+    prefix, cross = _fuse({n: c.to(device=device, dtype=dtype) for n, c in stacked.items()}, fuser)
+    state = lm.init_state(n_br * b, s_total - 1, prefix=prefix, cross=cross)
+    seq = template.repeat(n_br, 1, 1)  # [nB, K, S]
+    seq_view = seq.view(n_br, b, k, s_total)
+    logits = lm.step(seq[:, :, :n_prefill], state)  # predicts step n_prefill
+    total_steps = s_total - n_prefill
+    for s in range(n_prefill, s_total):
+        tok = sampler.sample(sampler.combine(logits, n_br), generator=generator)  # [B, K]
+        tok = torch.where(sample_mask[:, s], tok, template[:, :, s])
+        seq_view[:, :, :, s] = tok
+        if progress is not None:
+            progress(s - n_prefill + 1, total_steps)
+        if s + 1 < s_total:
+            logits = lm.step(seq[:, :, s : s + 1], state)
+    codes, _ = pattern.revert_codes(seq[:b], num_frames=t_total)
+    return codes
+
+
+def generate_long(
+    lm: Any,
+    *,
+    conditions_fn: Callable[[int], Mapping[str, ConditionTensors] | None],
+    sampler: DoubleCFGSampler,
+    num_frames: int,
+    window_frames: int = 1500,
+    stride_frames: int = 900,
+    prompt_codes: Tensor | None = None,
+    batch_size: int | None = None,
+    fuser: Fuser | None = None,
+    generator: torch.Generator | None = None,
+    progress: Progress | None = None,
+) -> Tensor:
+    """Generate beyond the model's length with a sliding window; returns ``codes [B, K, num_frames]``.
+
+    The first window generates up to ``window_frames`` frames (continuing ``prompt_codes`` if given).
+    Each later window is prompted with the last ``window_frames - stride_frames`` frames generated so
+    far and adds up to ``stride_frames`` new ones. ``conditions_fn(window_index)`` is called once per
+    window (0, 1, ...), so the style excerpt can be re-drawn for every window.
+
+    Args:
+        lm: a ``MusicLM`` (see :func:`generate_codes`).
+        conditions_fn: window index -> conditions for that window (or None).
+        sampler: guidance and sampling settings.
+        num_frames: total frames to return (prompt included).
+        window_frames: frames per window (the model's training length; 1500 = 30 s at 50 Hz).
+        stride_frames: new frames per later window, 1..window_frames (900 = 18 s at 50 Hz).
+        prompt_codes: optional ``[B, K, P]`` codes to continue, P < window_frames.
+        batch_size: B when there are neither conditions nor a prompt.
+        fuser: see :func:`generate_codes`.
+        generator: random generator for sampling.
+        progress: called as ``progress(frames_done, num_frames)`` after each window.
+    """
+    total = _check_int(num_frames, "num_frames", 1)
+    window = _check_int(window_frames, "window_frames", 1)
+    stride = _check_int(stride_frames, "stride_frames", 1)
+    if stride > window:
+        raise ValueError(f"stride_frames must be in 1..window_frames={window}, got {stride}")
+    if (
+        isinstance(prompt_codes, Tensor)
+        and prompt_codes.dim() == 3
+        and prompt_codes.shape[2] >= min(window, total)
+    ):
+        raise ValueError(
+            f"prompt_codes has {prompt_codes.shape[2]} frames; it must be shorter than "
+            f"window_frames={window} and num_frames={total}"
+        )
+    context = window - stride
+    out: Tensor | None = None
+    index = 0
+    while out is None or out.shape[2] < total:
+        if out is None:
+            prompt = prompt_codes
+            done = 0 if prompt_codes is None else int(prompt_codes.shape[2])
+        else:
+            prompt = out[:, :, out.shape[2] - min(context, out.shape[2]) :] if context > 0 else None
+            done = int(out.shape[2])
+        ctx = 0 if prompt is None else int(prompt.shape[2])
+        length = min(window, ctx + total - done)
+        codes = generate_codes(
+            lm,
+            conditions=conditions_fn(index),
+            sampler=sampler,
+            num_frames=length,
+            prompt_codes=prompt,
+            batch_size=batch_size,
+            fuser=fuser,
+            generator=generator,
+        )
+        out = codes if out is None else torch.cat([out, codes[:, :, ctx:]], dim=2)
+        index += 1
+        if progress is not None:
+            progress(int(out.shape[2]), total)
+    return out

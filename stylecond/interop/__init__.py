@@ -1,0 +1,1 @@
+"""Interoperability with other implementations (weights conversion from transformers' MusicGen)."""

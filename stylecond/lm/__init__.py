@@ -1,0 +1,1 @@
+"""The music language model: codebook patterns, the decoder transformer, MusicLM and its size presets."""

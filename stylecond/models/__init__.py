@@ -1,0 +1,1 @@
+"""Complete models: an LM with its codec and conditioners, trainable and generating."""

@@ -1,0 +1,67 @@
+"""``save_pretrained`` / ``from_pretrained``: a directory with ``config.yaml`` + ``model.safetensors``.
+
+No training state and no pickles: the config is YAML (``class_path`` / ``init_args``), the weights are
+safetensors. Frozen pretrained parts (text encoder, feature extractor, EnCodec) are not stored; they are
+reloaded by name or path from the config.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from jsonargparse import ArgumentParser
+from lightning import LightningModule
+from safetensors.torch import load_file, save_file
+
+CONFIG_NAME = "config.yaml"
+WEIGHTS_NAME = "model.safetensors"
+
+
+def instantiate_model(config: dict[str, Any]) -> LightningModule:
+    """Instantiate a LightningModule from a ``{class_path, init_args}`` dict (no weights)."""
+    if "class_path" not in config:
+        raise ValueError(f"model config needs a 'class_path' key; got keys {sorted(config)}")
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_subclass_arguments(LightningModule, "model", required=True)
+    cfg = parser.parse_object({"model": config})
+    model = parser.instantiate_classes(cfg).model
+    model.model_config = config
+    return model
+
+
+def save_pretrained(model: LightningModule, directory: str | Path, *, config: dict[str, Any]) -> Path:
+    """Write ``config.yaml`` and ``model.safetensors`` for ``model`` into ``directory``."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    save_file(state, str(out / WEIGHTS_NAME), metadata={"format": "pt"})
+    (out / CONFIG_NAME).write_text(yaml.safe_dump(config, sort_keys=False))
+    return out
+
+
+def from_pretrained(directory: str | Path, *, map_location: str | torch.device = "cpu") -> LightningModule:
+    """Load a model written by :func:`save_pretrained` (or ``stylecond export``)."""
+    path = Path(directory)
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        if not (path / name).is_file():
+            raise FileNotFoundError(f"{path / name} not found: is {path} a stylecond export directory?")
+    config = yaml.safe_load((path / CONFIG_NAME).read_text())
+    model = instantiate_model(config)
+    model.configure_model()
+    state = load_file(str(path / WEIGHTS_NAME), device=str(map_location))
+    model.load_state_dict(state, strict=True)
+    return model.to(map_location).eval()
+
+
+def config_from_checkpoint(checkpoint: dict[str, Any], *, path: str | Path = "checkpoint") -> dict[str, Any]:
+    """The model config stored in a Lightning checkpoint by ``StyleMusicGen.on_save_checkpoint``."""
+    config = checkpoint.get("stylecond_config")
+    if not config:
+        raise ValueError(
+            f"{path} carries no 'stylecond_config': it was not written by `stylecond fit` "
+            "(or the model was built without a config)"
+        )
+    return dict(config)

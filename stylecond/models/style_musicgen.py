@@ -1,0 +1,198 @@
+"""``StyleMusicGen``: MusicLM + codec + text and style conditioners, trained jointly (MusicGen-Style)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from stylecond.codecs.base import AudioCodec
+from stylecond.conditioners.dropout import ConditioningDropout
+from stylecond.conditioners.fuser import ConditionFuser
+from stylecond.conditioners.style import StyleConditioner, excerpt_frame_mask
+from stylecond.conditioners.text import HFTextConditioner
+from stylecond.conditioners.types import ConditionTensors
+from stylecond.lm.music_lm import MusicLM
+from stylecond.models.generation import GenerationMixin
+from stylecond.models.pretrained import from_pretrained, save_pretrained
+from stylecond.training.optim import OptimConfig, build_optimizer
+
+
+class StyleMusicGen(GenerationMixin, L.LightningModule):
+    """A text- and audio-conditioned music LM trained end to end on codec tokens.
+
+    The LM, the style conditioner and the text projection train jointly; the codec, the text encoder
+    and the style feature extractor stay frozen. Training applies conditioning dropout (all 0.1, then
+    text 0.4 and style 0.4), word dropout, random style excerpts with the anti-copy loss mask and
+    quantizer dropout (DESIGN.md §1).
+
+    Args:
+        codec: Audio tokenizer (frozen). Its ``num_codebooks`` / ``cardinality`` must match the LM's.
+        lm: The decoder (its ``dim`` is linked to the conditioners' ``output_dim`` in the configs).
+        text_conditioner: Text encoder + trainable projection, or None for a style-only model.
+        style_conditioner: Style conditioner, or None for a text-only model.
+        conditioning_dropout: Which conditions to drop per sample in training (classifier-free guidance).
+        fuser: Where conditions go (prefix order: style, then text).
+        optim: Optimizer and learning-rate schedule.
+        anti_copy_mask: Mask the LM loss on the target frames the style excerpt covers.
+        val_generate_seconds: Seconds of audio generated for the validation previews (0 disables them).
+    """
+
+    def __init__(
+        self,
+        *,
+        codec: AudioCodec,
+        lm: MusicLM,
+        text_conditioner: HFTextConditioner | None = None,
+        style_conditioner: StyleConditioner | None = None,
+        conditioning_dropout: ConditioningDropout | None = None,
+        fuser: ConditionFuser | None = None,
+        optim: OptimConfig | None = None,
+        anti_copy_mask: bool = True,
+        val_generate_seconds: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if text_conditioner is None and style_conditioner is None:
+            raise ValueError("StyleMusicGen needs text_conditioner, style_conditioner or both")
+        for name, cond in (("text_conditioner", text_conditioner), ("style_conditioner", style_conditioner)):
+            if cond is not None and getattr(cond, "output_dim", lm.dim) != lm.dim:
+                raise ValueError(f"{name}.output_dim={cond.output_dim} must equal lm.dim={lm.dim}")
+        self.save_hyperparameters(ignore=["codec", "lm", "text_conditioner", "style_conditioner"])
+        self.codec = codec
+        self.lm = lm
+        self.text_conditioner = text_conditioner
+        self.style_conditioner = style_conditioner
+        self.conditioning_dropout = conditioning_dropout or ConditioningDropout()
+        self.fuser = fuser or ConditionFuser()
+        self.optim = optim or OptimConfig()
+        self.anti_copy_mask = anti_copy_mask
+        self.val_generate_seconds = val_generate_seconds
+        #: the ``{class_path, init_args}`` config this model was built from (set by the CLI / loaders)
+        self.model_config: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ checks and setup
+    def check_codec(self) -> None:
+        """Raise if the codec's token layout differs from the LM's (done at setup: may load the codec)."""
+        if self.codec.num_codebooks != self.lm.num_codebooks or self.codec.cardinality != self.lm.card:
+            raise ValueError(
+                f"codec has {self.codec.num_codebooks} codebooks x {self.codec.cardinality} but lm has "
+                f"num_codebooks={self.lm.num_codebooks}, card={self.lm.card}: link them in the config"
+            )
+
+    def setup(self, stage: str) -> None:
+        self.check_codec()
+
+    def configure_optimizers(self) -> Any:
+        total = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 1
+        return build_optimizer(self, self.optim, total_steps=max(1, total))
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.model_config is not None:
+            checkpoint["stylecond_config"] = self.model_config
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.model_config = checkpoint.get("stylecond_config", self.model_config)
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``config.yaml`` + ``model.safetensors`` (no training state) into ``directory``."""
+        if self.model_config is None:
+            raise ValueError("this model has no model_config (build it through the CLI or from_pretrained)")
+        return save_pretrained(self, directory, config=self.model_config)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, *, map_location: str | torch.device = "cpu") -> StyleMusicGen:
+        """Load a directory written by :meth:`save_pretrained` / ``stylecond export``."""
+        model = from_pretrained(directory, map_location=map_location)
+        if not isinstance(model, cls):
+            raise TypeError(f"{directory} holds a {type(model).__name__}, not a {cls.__name__}")
+        return model
+
+    # ------------------------------------------------------------------ conditioning
+    def condition(
+        self,
+        *,
+        texts: list[str | None] | None,
+        wav: Tensor | None,
+        sample_rate: int,
+        style_wav: Tensor | None = None,
+        keep: dict[str, Tensor] | None = None,
+    ) -> tuple[dict[str, ConditionTensors], Tensor | None]:
+        """Named conditions for a batch and the style excerpt span ``[B, 2]`` seconds (or None).
+
+        ``wav [B, C, T]`` is the audio the excerpt is drawn from (the target in training); ``style_wav``
+        a separate reference (paired conditioning: no anti-copy span). ``keep`` holds per-condition
+        ``[B]`` bool masks from conditioning dropout.
+        """
+        conditions: dict[str, ConditionTensors] = {}
+        span: Tensor | None = None
+        if self.text_conditioner is not None and texts is not None:
+            rows = list(texts)
+            if keep is not None:
+                rows = [t if bool(k) else None for t, k in zip(rows, keep["text"].tolist())]
+            conditions["text"] = self.text_conditioner(rows)
+        if self.style_conditioner is not None:
+            source = wav if wav is not None else style_wav
+            if source is not None:
+                out = self.style_conditioner(
+                    source,
+                    sample_rate=sample_rate,
+                    style_wav=style_wav if wav is not None else None,
+                    keep=None if keep is None else keep["style"],
+                )
+                conditions["style"] = out.condition
+                span = out.excerpt_span
+        return conditions, span
+
+    # ------------------------------------------------------------------ training
+    def _codes(self, batch: Any) -> tuple[Tensor, Tensor | None]:
+        if batch.codes is not None:
+            return batch.codes.long(), batch.codes_mask
+        if batch.audio is None:
+            raise ValueError("batch has neither codes nor audio")
+        with torch.no_grad():
+            codes = self.codec.encode(batch.audio)
+        mask = None
+        if batch.audio_mask is not None:
+            hop = batch.audio.shape[-1] / codes.shape[-1]
+            idx = (torch.arange(codes.shape[-1], device=codes.device) * hop).long()
+            mask = batch.audio_mask[:, idx.clamp_max(batch.audio_mask.shape[-1] - 1)]
+        return codes, mask
+
+    def shared_step(self, batch: Any, *, stage: str) -> Tensor:
+        codes, padding_mask = self._codes(batch)
+        b, _, frames = codes.shape
+        keep = self.conditioning_dropout(b, step=int(self.global_step), device=codes.device)
+        style_wav = None
+        if batch.style_audio is not None and batch.has_style is not None and bool(batch.has_style.any()):
+            style_wav = batch.style_audio
+        conditions, span = self.condition(
+            texts=list(batch.texts),
+            wav=batch.audio if style_wav is None else None,
+            sample_rate=batch.sample_rate,
+            style_wav=style_wav,
+            keep=keep if stage == "train" else None,
+        )
+        fused = self.fuser(conditions)
+        out = self.lm(codes, prefix=fused.prefix, cross=fused.cross)
+        loss_mask = None
+        if self.anti_copy_mask and span is not None:
+            loss_mask = excerpt_frame_mask(span, frames, float(self.codec.frame_rate))
+            if "style" in keep and stage == "train":
+                loss_mask = loss_mask & keep["style"].to(loss_mask.device)[:, None]
+        result = self.lm.compute_loss(out, codes, padding_mask=padding_mask, loss_mask=loss_mask)
+        self.log(f"{stage}/loss", result.loss, prog_bar=True, batch_size=b, sync_dist=stage != "train")
+        for k, value in enumerate(result.per_codebook):
+            self.log(f"{stage}/ce_q{k}", value, batch_size=b, sync_dist=stage != "train")
+        return result.loss
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        return self.shared_step(batch, stage="train")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> Tensor:
+        return self.shared_step(batch, stage="val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> Tensor:
+        return self.shared_step(batch, stage="test")

@@ -1,0 +1,1 @@
+"""Training glue: optimizer recipe, LightningCLI wiring, callbacks."""
