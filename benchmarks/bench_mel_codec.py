@@ -29,7 +29,7 @@ def test_signals(sr: int, seconds: float) -> list[Tensor]:
     n = int(sr * seconds)
     t = torch.arange(n) / sr
     g = torch.Generator().manual_seed(123)
-    chord = sum(torch.sin(2 * math.pi * f * t) for f in (261.6, 329.6, 392.0)) / 3
+    chord = torch.stack([torch.sin(2 * math.pi * f * t) for f in (261.6, 329.6, 392.0)]).mean(0)
     burst = torch.zeros(n)
     for start in range(0, n, sr // 2):
         burst[start : start + sr // 10] = 0.4 * torch.randn(min(sr // 10, n - start), generator=g)
@@ -65,7 +65,9 @@ def main() -> None:
     ref = base.features(x)
     rms = x.pow(2).mean(-1, keepdim=True).sqrt()
     noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(7)) * rms
-    rows.append(("baseline: white noise, same RMS", 0.0, *errors(base, ref, base.features(noise)), None, None))
+    rows.append(
+        ("baseline: white noise, same RMS", 0.0, *errors(base, ref, base.features(noise)), None, None)
+    )
     mean_frame = ref.mean(dim=(0, 1), keepdim=True).expand_as(ref)
     rows.append(("baseline: mean frame (0 codebooks)", 0.0, *errors(base, ref, mean_frame), None, None))
 
@@ -94,7 +96,9 @@ def main() -> None:
                 mag = torch.cat([mag, mag[..., -1:]], dim=-1)
                 wav = codec.griffin_lim(mag, ref.shape[1] * codec.hop_length)[:, None]
                 mae_v, sc_v = errors(codec, ref, codec.features(wav))
-                rows.append((f"no quantization, GL {iters} it (vocoder floor)", math.inf, 0.0, 0.0, mae_v, sc_v))
+                rows.append(
+                    (f"no quantization, GL {iters} it (vocoder floor)", math.inf, 0.0, 0.0, mae_v, sc_v)
+                )
             codec.config["griffin_lim_iters"] = args.griffin_lim_iters[0]
             ten = torch.cat(test[:2], dim=-1)[None]
             t0 = time.process_time()
@@ -114,13 +118,15 @@ def main() -> None:
     print("\n| setting | bits/s | quantized MAE dB | quantized SC | round-trip MAE dB | round-trip SC |")
     print("|---|---|---|---|---|---|")
     for name, bps, mq, sq, mr, sr_ in rows:
-        b = "-" if bps in (0.0, math.inf) else f"{bps:.0f}"
+        bits = "-" if bps in (0.0, math.inf) else f"{bps:.0f}"
         rt = "-" if mr is None else f"{mr:.2f}"
         rs = "-" if sr_ is None else f"{sr_:.3f}"
-        q = "-" if name.startswith("no quant") else f"{mq:.2f}"
+        qm = "-" if name.startswith("no quant") else f"{mq:.2f}"
         qs = "-" if name.startswith("no quant") else f"{sq:.3f}"
-        print(f"| {name} | {b} | {q} | {qs} | {rt} | {rs} |")
-    print("EnCodec-shaped budgets: 32 kHz model 4 x 2048 @ 50 Hz = 2200 bit/s; 24 kHz model at 1.5 kbps = 1500 bit/s")
+        print(f"| {name} | {bits} | {qm} | {qs} | {rt} | {rs} |")
+    print(
+        "EnCodec-shaped budgets: 32 kHz model 4 x 2048 @ 50 Hz = 2200 bit/s; 24 kHz model at 1.5 kbps = 1500 bit/s"
+    )
 
 
 if __name__ == "__main__":

@@ -70,4 +70,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(0)
     if command in TOOL_SUBCOMMANDS:
         raise SystemExit(_run_tool(command, TOOL_SUBCOMMANDS[command][0], rest))
-    parser.error(f"unknown command {command!r}; choose from {', '.join([*LIGHTNING_SUBCOMMANDS, *TOOL_SUBCOMMANDS])}")
+    parser.error(
+        f"unknown command {command!r}; choose from {', '.join([*LIGHTNING_SUBCOMMANDS, *TOOL_SUBCOMMANDS])}"
+    )

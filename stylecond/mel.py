@@ -14,6 +14,9 @@ class MelSpectrogram(nn.Module):
     reflect padding and the same ``mel_filter_bank`` (HTK scale, no norm by default).
     """
 
+    filterbank: Tensor  # [n_freq, n_mels]
+    window: Tensor  # [n_fft]
+
     def __init__(
         self,
         *,

@@ -73,7 +73,9 @@ class EncodecCodec(AudioCodec):
             bw = self._requested_bandwidth
             valid = [float(b) for b in config.target_bandwidths]
             if bw is not None and not any(math.isclose(bw, b) for b in valid):
-                raise ValueError(f"bandwidth must be one of {valid} kbps for {self.model_name_or_path!r}, got {bw}")
+                raise ValueError(
+                    f"bandwidth must be one of {valid} kbps for {self.model_name_or_path!r}, got {bw}"
+                )
             self._config = config
         return self._config
 
@@ -83,10 +85,10 @@ class EncodecCodec(AudioCodec):
             from transformers import EncodecModel
 
             config = self.config
-            model = EncodecModel.from_pretrained(self.model_name_or_path, **self._hub_kwargs())
-            model = freeze_(model.float())
-            assert model.config.codebook_size == config.codebook_size
-            self.model = model
+            loaded = EncodecModel.from_pretrained(self.model_name_or_path, **self._hub_kwargs())
+            if loaded.config.codebook_size != config.codebook_size:
+                raise ValueError(f"{self.model_name_or_path!r}: model and config disagree on codebook_size")
+            self.model = freeze_(loaded.float())
         return self
 
     def _loaded(self, device: torch.device) -> Any:
@@ -145,7 +147,9 @@ class EncodecCodec(AudioCodec):
         model = self._loaded(wav.device)
         padding_mask = None
         if lengths is not None:
-            if lengths.shape != (wav.shape[0],) or bool((lengths < 1).any() | (lengths > wav.shape[-1]).any()):
+            if lengths.shape != (wav.shape[0],) or bool(
+                (lengths < 1).any() | (lengths > wav.shape[-1]).any()
+            ):
                 raise ValueError(f"lengths must be [B={wav.shape[0]}] with values in 1..{wav.shape[-1]} (T)")
             steps = torch.arange(wav.shape[-1], device=wav.device)
             padding_mask = (steps[None, :] < lengths.to(wav.device)[:, None])[:, None, :]  # [B, 1, T]

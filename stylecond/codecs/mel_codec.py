@@ -77,7 +77,12 @@ class MelCodec(AudioCodec):
         griffin_lim_momentum: fast Griffin-Lim momentum in [0, 1).
         inversion_iters: non-negative multiplicative refinement steps of the mel-to-linear inversion.
         seed: seed of the fitting subsample, k-means and Griffin-Lim's initial phase (decoding is deterministic).
+        weights: directory written by :meth:`save` to load fitted codebooks from (a local path; its
+            settings must equal these arguments). None leaves the codec unfitted.
     """
+
+    fitted: Tensor
+    inverse_filterbank: Tensor
 
     def __init__(
         self,
@@ -95,6 +100,7 @@ class MelCodec(AudioCodec):
         griffin_lim_momentum: float = 0.99,
         inversion_iters: int = 20,
         seed: int = 0,
+        weights: str | Path | None = None,
     ) -> None:
         super().__init__()
         for key, value, low in [
@@ -147,6 +153,8 @@ class MelCodec(AudioCodec):
         self.register_buffer("inverse_filterbank", inverse, persistent=False)
         self.register_buffer("fitted", torch.tensor(False))
         self.eval()
+        if weights is not None:
+            self.load_weights(weights)
 
     # ---------------------------------------------------------------- properties
     @property
@@ -205,7 +213,9 @@ class MelCodec(AudioCodec):
         frames = []
         for i, wav in enumerate(audio):
             if wav.dim() != 2 or wav.shape[-1] == 0:
-                raise ValueError(f"fit audio item {i} must be [C, T] with T > 0, got shape {tuple(wav.shape)}")
+                raise ValueError(
+                    f"fit audio item {i} must be [C, T] with T > 0, got shape {tuple(wav.shape)}"
+                )
             check_finite(wav, f"fit audio item {i}")
             frames.append(self.features(convert_channels(wav.float().cpu(), 1)[None])[0])
         if not frames:
@@ -242,7 +252,9 @@ class MelCodec(AudioCodec):
         """``codes [B, k, F]`` (any k <= K) -> quantized log-mel frames ``[B, F, n_mels]``."""
         self._check_fitted()
         if codes.dim() != 3 or not 1 <= codes.shape[1] <= self.num_codebooks:
-            raise ValueError(f"codes must be [B, k, F] with k in 1..{self.num_codebooks}, got {tuple(codes.shape)}")
+            raise ValueError(
+                f"codes must be [B, k, F] with k in 1..{self.num_codebooks}, got {tuple(codes.shape)}"
+            )
         if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.cardinality):
             raise ValueError(f"codes must lie in [0, {self.cardinality}) (cardinality)")
         return self.rvq.decode(codes.long().transpose(1, 2))
@@ -301,20 +313,56 @@ class MelCodec(AudioCodec):
         (out / _CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
         return out
 
+    _STRUCTURAL = (
+        "sample_rate",
+        "n_fft",
+        "hop_length",
+        "n_mels",
+        "num_codebooks",
+        "codebook_size",
+        "mel_floor",
+    )
+
+    def load_weights(self, directory: str | Path) -> MelCodec:
+        """Load fitted codebooks written by :meth:`save`; its settings must equal this codec's."""
+        src = Path(directory)
+        cfg_path, weights_path = src / _CONFIG_FILE, src / _WEIGHTS_FILE
+        if not cfg_path.is_file() or not weights_path.is_file():
+            raise FileNotFoundError(
+                f"MelCodec directory {str(src)!r} needs {_CONFIG_FILE} and {_WEIGHTS_FILE}"
+            )
+        meta = json.loads(cfg_path.read_text())
+        if meta.get("format_version") != _FORMAT_VERSION:
+            raise ValueError(
+                f"{cfg_path}: format_version must be {_FORMAT_VERSION}, got {meta.get('format_version')}"
+            )
+        saved = meta.get("config", {})
+        for key in self._STRUCTURAL:
+            if saved.get(key) != self.config[key]:
+                raise ValueError(
+                    f"{cfg_path}: {key}={saved.get(key)!r} but this MelCodec has {key}={self.config[key]!r}"
+                )
+        books = load_file(str(weights_path))["codebooks"]
+        self.rvq.set_codebooks(books)  # validates shape [K, card, n_mels] and finiteness
+        self.fitted.fill_(True)
+        if meta.get("codec_id") not in (None, self.codec_id):
+            raise ValueError(f"{cfg_path}: codec_id {meta['codec_id']!r} does not match the stored codebooks")
+        return self
+
     @classmethod
     def load(cls, directory: str | Path) -> MelCodec:
         """Rebuild a codec written by :meth:`save`."""
         src = Path(directory)
         cfg_path, weights_path = src / _CONFIG_FILE, src / _WEIGHTS_FILE
         if not cfg_path.is_file() or not weights_path.is_file():
-            raise FileNotFoundError(f"MelCodec directory {str(src)!r} needs {_CONFIG_FILE} and {_WEIGHTS_FILE}")
+            raise FileNotFoundError(
+                f"MelCodec directory {str(src)!r} needs {_CONFIG_FILE} and {_WEIGHTS_FILE}"
+            )
         meta = json.loads(cfg_path.read_text())
         if meta.get("format_version") != _FORMAT_VERSION:
-            raise ValueError(f"{cfg_path}: format_version must be {_FORMAT_VERSION}, got {meta.get('format_version')}")
+            raise ValueError(
+                f"{cfg_path}: format_version must be {_FORMAT_VERSION}, got {meta.get('format_version')}"
+            )
         codec = cls(**meta["config"])
-        books = load_file(str(weights_path))["codebooks"]
-        codec.rvq.set_codebooks(books)  # validates shape [K, card, n_mels] and finiteness
-        codec.fitted.fill_(True)
-        if meta.get("codec_id") not in (None, codec.codec_id):
-            raise ValueError(f"{cfg_path}: codec_id {meta['codec_id']!r} does not match the stored codebooks")
+        codec.load_weights(src)
         return codec

@@ -14,6 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", type=Path, help="Lightning checkpoint written by `stylecond fit`.")
     parser.add_argument("out_dir", type=Path, help="Directory to write config.yaml and model.safetensors.")
 
+
 def export_checkpoint(checkpoint: Path, out_dir: Path) -> Path:
     """Load ``checkpoint`` safely (``weights_only=True``) and write a ``from_pretrained`` directory."""
     if not checkpoint.is_file():

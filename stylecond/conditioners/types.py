@@ -32,13 +32,17 @@ class ConditionTensors:
     def nulled(self, keep: Tensor) -> ConditionTensors:
         """Zero the samples where ``keep [B]`` (bool) is False."""
         k = keep.to(self.embeddings.device).bool()
-        return ConditionTensors(self.embeddings * k[:, None, None].to(self.embeddings.dtype), self.mask & k[:, None])
+        return ConditionTensors(
+            self.embeddings * k[:, None, None].to(self.embeddings.dtype), self.mask & k[:, None]
+        )
 
     def null(self) -> ConditionTensors:
         """The all-zero null condition of the same shape."""
         return ConditionTensors(torch.zeros_like(self.embeddings), torch.zeros_like(self.mask))
 
-    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> ConditionTensors:
+    def to(
+        self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> ConditionTensors:
         """Move to ``device`` and cast the embeddings to ``dtype`` (the mask stays bool)."""
         emb = self.embeddings.to(device=device, dtype=dtype)
         return ConditionTensors(emb, self.mask.to(emb.device))

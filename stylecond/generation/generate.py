@@ -71,7 +71,7 @@ def _model_device(lm: torch.nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def generate_codes(
     lm: Any,
     *,

@@ -16,7 +16,9 @@ from stylecond.audio import check_finite, convert_channels, load_audio, resample
 AudioSource = Tensor | str | PathLike[str]
 
 
-def load_reference(source: AudioSource, *, codec: Any, sample_rate: int | None = None, index: int = 0) -> Tensor:
+def load_reference(
+    source: AudioSource, *, codec: Any, sample_rate: int | None = None, index: int = 0
+) -> Tensor:
     """``source`` (``[C, T]`` tensor at ``sample_rate`` or an audio file) -> ``[C', T']`` at the codec's rate."""
     if isinstance(source, (str, PathLike)):
         wav, _ = load_audio(Path(source), sample_rate=int(codec.sample_rate), channels=int(codec.channels))
@@ -49,7 +51,8 @@ def encode_references(
     for i, source in enumerate(audio):
         wav = load_reference(source, codec=codec, sample_rate=sample_rate, index=i)
         parts = [
-            codec.encode(wav[None, :, s : s + block].to(device))[0].cpu() for s in range(0, wav.shape[-1], block)
+            codec.encode(wav[None, :, s : s + block].to(device))[0].cpu()
+            for s in range(0, wav.shape[-1], block)
         ]
         codes = torch.cat(parts, dim=-1).long()
         if codes.shape[-1] < 1:
@@ -107,4 +110,6 @@ class ReferenceChunks(IterableDataset):
         info = torch.utils.data.get_worker_info()
         g = torch.Generator().manual_seed(self.seed + (0 if info is None else 7919 * (info.id + 1)))
         while True:
-            yield sample_chunks(self.codes, batch_size=self.batch_size, chunk_frames=self.chunk_frames, generator=g)
+            yield sample_chunks(
+                self.codes, batch_size=self.batch_size, chunk_frames=self.chunk_frames, generator=g
+            )

@@ -59,7 +59,11 @@ def weights_digest(model: Any) -> str:
     lm = model.lm
     for attr in ("heads", "embeddings"):
         seq = getattr(lm, attr, None)
-        if isinstance(seq, nn.ModuleList) and len(seq) and isinstance(getattr(seq[0], "weight", None), torch.Tensor):
+        if (
+            isinstance(seq, nn.ModuleList)
+            and len(seq)
+            and isinstance(getattr(seq[0], "weight", None), torch.Tensor)
+        ):
             tensors.append(seq[0].weight)
     for t in tensors:
         digest.update(t.detach().float().cpu().contiguous().numpy().tobytes())

@@ -83,14 +83,18 @@ class InvertedStyle:
             with safe_open(str(p), framework="pt") as f:
                 meta = f.metadata() or {}
                 if meta.get("format") != FORMAT:
-                    raise ValueError(f"{p} is not a stylecond textual-inversion file (format={meta.get('format')!r})")
+                    raise ValueError(
+                        f"{p} is not a stylecond textual-inversion file (format={meta.get('format')!r})"
+                    )
                 vectors = f.get_tensor("vectors")
         except ValueError:
             raise
         except Exception as err:  # safetensors raises its own error types on corrupt files
             raise ValueError(f"{p} is not a readable safetensors file: {err}") from err
         if meta.get("version") != VERSION:
-            raise ValueError(f"{p} has format version {meta.get('version')!r}; this stylecond reads {VERSION!r}")
+            raise ValueError(
+                f"{p} has format version {meta.get('version')!r}; this stylecond reads {VERSION!r}"
+            )
         subtokens = json.loads(meta["subtokens"])
         if vectors.dim() != 2 or vectors.shape[0] != len(subtokens):
             raise ValueError(f"{p}: vectors {tuple(vectors.shape)} do not match {len(subtokens)} sub-tokens")
@@ -139,7 +143,9 @@ class InvertedStyle:
         """``text`` with the pseudo-word replaced by its sub-tokens (``token_embedding``, P > 1)."""
         return expand_text(text, self.token, self.subtokens)
 
-    def text_condition(self, model: Any, texts: Sequence[str | None] | None = None, *, batch_size: int = 1) -> ConditionTensors:
+    def text_condition(
+        self, model: Any, texts: Sequence[str | None] | None = None, *, batch_size: int = 1
+    ) -> ConditionTensors:
         """The ``"text"`` condition ``[B, S, output_dim]`` carrying the learned style.
 
         ``lm_space``: the encoded ``texts`` (if any) followed by the P learned vectors. ``token_embedding``:
@@ -168,7 +174,12 @@ class InvertedStyle:
 
     @torch.no_grad()
     def conditions(
-        self, model: Any, texts: Sequence[str | None] | None = None, *, batch_size: int = 1, style_given: bool = False
+        self,
+        model: Any,
+        texts: Sequence[str | None] | None = None,
+        *,
+        batch_size: int = 1,
+        style_given: bool = False,
     ) -> dict[str, ConditionTensors]:
         """Named conditions for ``model.generate(condition_overrides=...)``: the text condition plus null
         conditions for every other name the fuser routes (except ``"style"`` when ``style_given``)."""

@@ -92,8 +92,14 @@ class TextualInversionModule(L.LightningModule):
         self.token = check_token(token)
         text = getattr(model, "text_conditioner", None)
         if text is None:
-            raise ValueError("model has no text_conditioner: textual inversion needs a text-conditioned model")
-        for name, value, low in (("num_tokens", num_tokens, 1), ("steps", steps, 1), ("batch_size", batch_size, 1)):
+            raise ValueError(
+                "model has no text_conditioner: textual inversion needs a text-conditioned model"
+            )
+        for name, value, low in (
+            ("num_tokens", num_tokens, 1),
+            ("steps", steps, 1),
+            ("batch_size", batch_size, 1),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
         if not chunk_seconds > 0:
@@ -104,7 +110,9 @@ class TextualInversionModule(L.LightningModule):
         if early_stop_patience is not None and early_stop_patience < 1:
             raise ValueError(f"early_stop_patience must be >= 1 or None; got {early_stop_patience}")
         if self.mode == "token_embedding" and prompt is not None and token not in prompt:
-            raise ValueError(f"prompt must contain the token {token!r} in token_embedding mode; got {prompt!r}")
+            raise ValueError(
+                f"prompt must contain the token {token!r} in token_embedding mode; got {prompt!r}"
+            )
         self.model = model
         for p in model.parameters():
             p.requires_grad_(False)
@@ -207,9 +215,7 @@ class TextualInversionModule(L.LightningModule):
             one = learned_condition(self.vectors, 1)
             if self.prompt is not None:
                 one = concat_tokens([self.text([self.prompt]), one])
-        return ConditionTensors(
-            one.embeddings.expand(batch_size, -1, -1), one.mask.expand(batch_size, -1)
-        )
+        return ConditionTensors(one.embeddings.expand(batch_size, -1, -1), one.mask.expand(batch_size, -1))
 
     def loss(self, codes: Tensor, padding_mask: Tensor | None = None) -> Tensor:
         """Mean LM cross-entropy of ``codes [B, K, T]`` conditioned on the learned vectors."""
@@ -263,7 +269,10 @@ class TextualInversionModule(L.LightningModule):
         self.train()
         for step in range(1, total + 1):
             codes, mask = sample_chunks(
-                self.reference_codes, batch_size=self.batch_size, chunk_frames=self.chunk_frames, generator=generator
+                self.reference_codes,
+                batch_size=self.batch_size,
+                chunk_frames=self.chunk_frames,
+                generator=generator,
             )
             loss = self.loss(codes.to(device), mask.to(device))
             optimizer.zero_grad(set_to_none=True)
@@ -283,7 +292,10 @@ class TextualInversionModule(L.LightningModule):
         if not self.reference_codes:
             raise ValueError("no reference audio: call set_references(audio) before trainer.fit(module)")
         dataset = ReferenceChunks(
-            codes=self.reference_codes, batch_size=self.batch_size, chunk_frames=self.chunk_frames, seed=self.seed
+            codes=self.reference_codes,
+            batch_size=self.batch_size,
+            chunk_frames=self.chunk_frames,
+            seed=self.seed,
         )
         return DataLoader(dataset, batch_size=None)
 

@@ -21,7 +21,9 @@ def check_mode(mode: str) -> str:
 
 def check_token(token: str) -> str:
     if not isinstance(token, str) or not token or token != token.strip() or any(c.isspace() for c in token):
-        raise ValueError(f"token must be a non-empty string without whitespace (e.g. '<my-style>'); got {token!r}")
+        raise ValueError(
+            f"token must be a non-empty string without whitespace (e.g. '<my-style>'); got {token!r}"
+        )
     return token
 
 

@@ -57,6 +57,16 @@ class GenerationMixin:
         finally:
             sc.eval_q, sc.excerpt_length = saved
 
+    def fuse_present(self, conditions: Mapping[str, ConditionTensors]) -> Any:
+        """Fuse ``conditions``, filling the fuser's absent names with an empty null condition ``[B, 1, D]``."""
+        full = dict(conditions)
+        first = next(iter(full.values()))
+        for name in self.fuser.names:
+            if name not in full:
+                emb = first.embeddings.new_zeros(first.batch_size, 1, first.embeddings.shape[-1])
+                full[name] = ConditionTensors(emb, torch.zeros_like(emb[..., 0], dtype=torch.bool))
+        return self.fuser(full)
+
     @torch.no_grad()
     def generate(
         self,
@@ -148,7 +158,7 @@ class GenerationMixin:
                         conditions=conditions_for(0),
                         sampler=sampler,
                         num_frames=num_frames,
-                        fuser=self.fuser,
+                        fuser=self.fuse_present,
                         generator=generator,
                         progress=progress,
                     )
@@ -160,7 +170,7 @@ class GenerationMixin:
                         num_frames=num_frames,
                         window_frames=window,
                         stride_frames=max(1, round(stride_seconds * frame_rate)),
-                        fuser=self.fuser,
+                        fuser=self.fuse_present,
                         generator=generator,
                         progress=progress,
                     )

@@ -24,8 +24,11 @@ def instantiate_model(config: dict[str, Any]) -> LightningModule:
     """Instantiate a LightningModule from a ``{class_path, init_args}`` dict (no weights)."""
     if "class_path" not in config:
         raise ValueError(f"model config needs a 'class_path' key; got keys {sorted(config)}")
+    from stylecond.training.cli import add_model_links
+
     parser = ArgumentParser(exit_on_error=False)
     parser.add_subclass_arguments(LightningModule, "model", required=True)
+    add_model_links(parser)
     cfg = parser.parse_object({"model": config})
     model = parser.instantiate_classes(cfg).model
     model.model_config = config

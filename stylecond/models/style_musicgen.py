@@ -11,7 +11,7 @@ from torch import Tensor
 
 from stylecond.codecs.base import AudioCodec
 from stylecond.conditioners.dropout import ConditioningDropout
-from stylecond.conditioners.fuser import ConditionFuser
+from stylecond.conditioners.fuser import ConditionFuser, pad_condition
 from stylecond.conditioners.style import StyleConditioner, excerpt_frame_mask
 from stylecond.conditioners.text import HFTextConditioner
 from stylecond.conditioners.types import ConditionTensors
@@ -35,7 +35,7 @@ class StyleMusicGen(GenerationMixin, L.LightningModule):
         text_conditioner: Text encoder + trainable projection, or None for a style-only model.
         style_conditioner: Style conditioner, or None for a text-only model.
         conditioning_dropout: Which conditions to drop per sample in training (classifier-free guidance).
-        fuser: Where conditions go (prefix order: style, then text).
+        fuser: Where conditions go (default: prefix tokens, style then text, for the conditioners present).
         optim: Optimizer and learning-rate schedule.
         anti_copy_mask: Mask the LM loss on the target frames the style excerpt covers.
         val_generate_seconds: Seconds of audio generated for the validation previews (0 disables them).
@@ -66,7 +66,10 @@ class StyleMusicGen(GenerationMixin, L.LightningModule):
         self.text_conditioner = text_conditioner
         self.style_conditioner = style_conditioner
         self.conditioning_dropout = conditioning_dropout or ConditioningDropout()
-        self.fuser = fuser or ConditionFuser()
+        present = tuple(
+            n for n, c in (("style", style_conditioner), ("text", text_conditioner)) if c is not None
+        )
+        self.fuser = fuser or ConditionFuser(prefix=present)
         self.optim = optim or OptimConfig()
         self.anti_copy_mask = anti_copy_mask
         self.val_generate_seconds = val_generate_seconds
@@ -84,6 +87,12 @@ class StyleMusicGen(GenerationMixin, L.LightningModule):
 
     def setup(self, stage: str) -> None:
         self.check_codec()
+
+    def configure_model(self) -> None:
+        """Load the frozen pretrained parts and switch on DDP codebook sync (called by the Trainer)."""
+        for child in (self.text_conditioner, self.style_conditioner):
+            if child is not None:
+                child.configure_model()
 
     def configure_optimizers(self) -> Any:
         total = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 1
@@ -103,7 +112,9 @@ class StyleMusicGen(GenerationMixin, L.LightningModule):
         return save_pretrained(self, directory, config=self.model_config)
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, *, map_location: str | torch.device = "cpu") -> StyleMusicGen:
+    def from_pretrained(
+        cls, directory: str | Path, *, map_location: str | torch.device = "cpu"
+    ) -> StyleMusicGen:
         """Load a directory written by :meth:`save_pretrained` / ``stylecond export``."""
         model = from_pretrained(directory, map_location=map_location)
         if not isinstance(model, cls):
@@ -118,13 +129,15 @@ class StyleMusicGen(GenerationMixin, L.LightningModule):
         wav: Tensor | None,
         sample_rate: int,
         style_wav: Tensor | None = None,
+        has_style: Tensor | None = None,
         keep: dict[str, Tensor] | None = None,
     ) -> tuple[dict[str, ConditionTensors], Tensor | None]:
-        """Named conditions for a batch and the style excerpt span ``[B, 2]`` seconds (or None).
+        """Named conditions for a batch and the style excerpt span ``[B, 2]`` seconds within ``wav``.
 
-        ``wav [B, C, T]`` is the audio the excerpt is drawn from (the target in training); ``style_wav``
-        a separate reference (paired conditioning: no anti-copy span). ``keep`` holds per-condition
-        ``[B]`` bool masks from conditioning dropout.
+        The style excerpt comes from ``style_wav [B, C, Ts]`` (paired conditioning) on the rows where
+        ``has_style [B]`` is True (all rows when it is None), and from ``wav [B, C, T]`` (the target, in
+        training) elsewhere. The span is ``(0, 0)`` on paired rows (nothing to mask), and None when no
+        row draws its excerpt from ``wav``. ``keep`` holds per-condition ``[B]`` bool dropout masks.
         """
         conditions: dict[str, ConditionTensors] = {}
         span: Tensor | None = None
@@ -133,17 +146,38 @@ class StyleMusicGen(GenerationMixin, L.LightningModule):
             if keep is not None:
                 rows = [t if bool(k) else None for t, k in zip(rows, keep["text"].tolist())]
             conditions["text"] = self.text_conditioner(rows)
-        if self.style_conditioner is not None:
+        sc = self.style_conditioner
+        if sc is None or (wav is None and style_wav is None):
+            return conditions, span
+        keep_style = None if keep is None else keep["style"]
+        if style_wav is None or wav is None:
             source = wav if wav is not None else style_wav
-            if source is not None:
-                out = self.style_conditioner(
-                    source,
-                    sample_rate=sample_rate,
-                    style_wav=style_wav if wav is not None else None,
-                    keep=None if keep is None else keep["style"],
-                )
-                conditions["style"] = out.condition
-                span = out.excerpt_span
+            assert source is not None
+            out = sc(source, sample_rate=sample_rate, keep=keep_style)
+            conditions["style"] = out.condition
+            return conditions, out.excerpt_span if style_wav is None else None
+        paired = (
+            torch.ones(wav.shape[0], dtype=torch.bool, device=wav.device) if has_style is None else has_style
+        )
+        parts: list[tuple[Tensor, Any]] = []
+        for rows_mask, ref in ((paired, style_wav), (~paired, None)):
+            idx = rows_mask.nonzero().flatten()
+            if idx.numel():
+                sub_keep = None if keep_style is None else keep_style[idx.to(keep_style.device)]
+                sub_ref = None if ref is None else ref[idx]
+                parts.append((idx, sc(wav[idx], sample_rate=sample_rate, style_wav=sub_ref, keep=sub_keep)))
+        length = max(int(out.condition.embeddings.shape[1]) for _, out in parts)
+        first = parts[0][1].condition
+        emb = first.embeddings.new_zeros(wav.shape[0], length, first.embeddings.shape[-1])
+        mask = first.mask.new_zeros(wav.shape[0], length)
+        full_span = torch.zeros(wav.shape[0], 2, device=wav.device)
+        for idx, out in parts:
+            cond = pad_condition(out.condition, length)
+            emb[idx], mask[idx] = cond.embeddings, cond.mask
+            if out.excerpt_span is not None:
+                full_span[idx] = out.excerpt_span.to(full_span.device)
+                span = full_span
+        conditions["style"] = ConditionTensors(emb, mask)
         return conditions, span
 
     # ------------------------------------------------------------------ training
@@ -165,14 +199,13 @@ class StyleMusicGen(GenerationMixin, L.LightningModule):
         codes, padding_mask = self._codes(batch)
         b, _, frames = codes.shape
         keep = self.conditioning_dropout(b, step=int(self.global_step), device=codes.device)
-        style_wav = None
-        if batch.style_audio is not None and batch.has_style is not None and bool(batch.has_style.any()):
-            style_wav = batch.style_audio
+        paired = batch.style_audio is not None and batch.has_style is not None and bool(batch.has_style.any())
         conditions, span = self.condition(
             texts=list(batch.texts),
-            wav=batch.audio if style_wav is None else None,
+            wav=batch.audio,
             sample_rate=batch.sample_rate,
-            style_wav=style_wav,
+            style_wav=batch.style_audio if paired else None,
+            has_style=batch.has_style if paired else None,
             keep=keep if stage == "train" else None,
         )
         fused = self.fuser(conditions)

@@ -10,7 +10,9 @@ from torch import Tensor
 _LOGGABLE_HOOKS = {"training_step", "validation_step", "test_step"}
 
 
-def log_child_metrics(module: L.LightningModule, metrics: Mapping[str, Tensor | float], *, batch_size: int) -> bool:
+def log_child_metrics(
+    module: L.LightningModule, metrics: Mapping[str, Tensor | float], *, batch_size: int
+) -> bool:
     """Log ``metrics`` through the Trainer attached to ``module`` (directly or via its parent).
 
     ``self.log`` only works on the module the Trainer runs, so a child block logs through

@@ -81,13 +81,15 @@ class RVQBottleneck(L.LightningModule):
         learning_rate: float = 1e-3,
         log_prefix: str = "rvq",
     ) -> None:
+        # explicit: Lightning's frame walk would also pick up a parent LightningModule's init args
+        hparams = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         super().__init__()
         if dim < 1 or num_codebooks < 1 or codebook_size < 2:
             raise ValueError(
                 f"dim >= 1, num_codebooks >= 1 and codebook_size >= 2 required; got dim={dim}, "
                 f"num_codebooks={num_codebooks}, codebook_size={codebook_size}"
             )
-        self.save_hyperparameters()
+        self.save_hyperparameters(hparams)
         self.dim = dim
         self.num_codebooks = num_codebooks
         self.codebook_size = codebook_size
@@ -181,7 +183,9 @@ class RVQBottleneck(L.LightningModule):
         if x.dim() != 3 or x.shape[-1] != self.dim:
             raise ValueError(f"x must be [B, T, {self.dim}]; got shape {tuple(x.shape)}")
         if mask is not None and (mask.shape != x.shape[:2] or mask.dtype != torch.bool):
-            raise ValueError(f"mask must be bool [B, T] = {tuple(x.shape[:2])}; got {tuple(mask.shape)} {mask.dtype}")
+            raise ValueError(
+                f"mask must be bool [B, T] = {tuple(x.shape[:2])}; got {tuple(mask.shape)} {mask.dtype}"
+            )
 
     def forward(self, x: Tensor, *, n_q: int | None = None, mask: Tensor | None = None) -> RVQOutput:
         """Quantize ``x [B, T, D]`` (``mask [B, T]`` bool: valid frames) -> :class:`RVQOutput`.
@@ -192,21 +196,7 @@ class RVQBottleneck(L.LightningModule):
         if n_q is not None:
             self._check_n_q(n_q, "n_q")
         self._maybe_update_sync()
-        x_in = x.detach().float()
-        if self.training:
-            if n_q is None and not self.quantize_dropout:
-                n_q = self.num_codebooks
-            seed = None if n_q is None else self._seed_for_depth(n_q)
-            q_full, codes, _ = self.rvq(x_in, mask=mask, rand_quantize_dropout_fixed_seed=seed)
-            used = (codes != -1).reshape(-1, codes.shape[-1]).any(dim=0)
-            n_used = int(used.sum().item()) if codes.numel() else (n_q or self.num_codebooks)
-            codes = codes[..., :n_used]
-            quantized = q_full.detach()
-        else:
-            n_used = n_q if n_q is not None else self.eval_q
-            _, codes, _ = self.rvq(x_in, mask=mask)
-            codes = codes[..., :n_used]
-            quantized = self.decode(codes)
+        codes, quantized, n_used = self._quantize(x.detach().float(), n_q, mask)
         quantized = quantized.to(x.dtype)
         out = x + (quantized - x).detach()  # straight-through
         if mask is not None:
@@ -216,13 +206,56 @@ class RVQBottleneck(L.LightningModule):
             self._log_health(codes, mask)
         return RVQOutput(quantized=out, codes=codes, n_q=n_used, commit_loss=commit)
 
+    def _quantize(self, x: Tensor, n_q: int | None, mask: Tensor | None) -> tuple[Tensor, Tensor, int]:
+        """Codes ``[B, T, n]`` (-1 where masked), quantized ``[B, T, D]`` (no gradient) and ``n``.
+
+        Masked inputs are handled by quantizing the valid frames only (``[1, N, D]``): ResidualVQ's own
+        ``mask`` path goes through einx, whose per-shape graph solving costs ~0.2 s for every new length.
+        """
+        if mask is not None and not bool(mask.any()):  # nothing to quantize
+            n = n_q or (self.num_codebooks if self.training else self.eval_q)
+            return (
+                torch.full((*x.shape[:2], n), -1, dtype=torch.long, device=x.device),
+                torch.zeros_like(x),
+                n,
+            )
+        flat = x[mask][None] if mask is not None else x  # [1, N, D] or [B, T, D]
+        if self.training:
+            if n_q is None and not self.quantize_dropout:
+                n_q = self.num_codebooks
+            seed = None if n_q is None else self._seed_for_depth(n_q)
+            q_flat, c_flat, _ = self.rvq(flat, rand_quantize_dropout_fixed_seed=seed)
+            used = (c_flat != -1).reshape(-1, c_flat.shape[-1]).any(dim=0)
+            n_used = int(used.sum().item()) if c_flat.numel() else (n_q or self.num_codebooks)
+            c_flat = c_flat[..., :n_used]
+        else:
+            n_used = n_q if n_q is not None else self.eval_q
+            _, c_flat, _ = self.rvq(flat)
+            c_flat = c_flat[..., :n_used]
+            q_flat = self._lookup(c_flat).sum(0)
+        if mask is None:
+            return c_flat, q_flat.detach(), n_used
+        codes = torch.full((*x.shape[:2], n_used), -1, dtype=torch.long, device=x.device)
+        codes[mask] = c_flat[0]
+        quantized = torch.zeros_like(x)
+        quantized[mask] = q_flat[0].detach().to(x.dtype)
+        return codes, quantized, n_used
+
+    def _lookup(self, codes: Tensor) -> Tensor:
+        """``codes [..., q]`` -> per-codebook vectors ``[q, ..., D]`` (zero where a code is -1)."""
+        books = self.rvq.codebooks  # [Q, N, D]
+        out = [
+            books[i][codes[..., i].clamp_min(0)] * (codes[..., i] >= 0)[..., None]
+            for i in range(codes.shape[-1])
+        ]
+        return torch.stack(out)
+
     def _commit_loss(self, x: Tensor, codes: Tensor, mask: Tensor | None) -> Tensor:
         if self.commitment_weight <= 0 or not self.training:
             return x.new_zeros(())
-        per_layer = self.rvq.get_codes_from_indices(codes).detach().to(x.dtype)[: codes.shape[-1]]  # [q,B,T,D]
         residual = x
         losses = []
-        for code in per_layer:
+        for code in self._lookup(codes).detach().to(x.dtype):  # [q, B, T, D]
             err = (residual - code).pow(2).mean(dim=-1)  # [B, T]
             losses.append(err[mask].mean() if mask is not None else err.mean())
             residual = residual - code
@@ -233,21 +266,27 @@ class RVQBottleneck(L.LightningModule):
         """``x [B, T, D]`` -> codes ``[B, T, n_q]`` (default ``eval_q``); never updates the codebooks."""
         self._check_input(x, mask)
         k = self._check_n_q(n_q, "n_q") if n_q is not None else self.eval_q
-        was_training = self.rvq.training
-        self.rvq.eval()
+        was_training = self.training
+        self.eval()
         try:
-            _, codes, _ = self.rvq(x.float(), mask=mask)
+            codes, _, _ = self._quantize(x.float(), k, mask)
         finally:
-            self.rvq.train(was_training)
-        return codes[..., :k]
+            self.train(was_training)
+        return codes
 
     def decode(self, codes: Tensor) -> Tensor:
         """``codes [B, T, q]`` (any q <= num_codebooks; -1 = masked) -> ``[B, T, D]``."""
         if codes.dim() != 3 or not 1 <= codes.shape[-1] <= self.num_codebooks:
-            raise ValueError(f"codes must be [B, T, q] with q in 1..{self.num_codebooks}; got {tuple(codes.shape)}")
-        if codes.dtype not in (torch.int64, torch.int32) or bool(((codes < -1) | (codes >= self.codebook_size)).any()):
-            raise ValueError(f"codes must be integer indices in 0..{self.codebook_size - 1} (or -1 for masked)")
-        return self.rvq.get_output_from_indices(codes.long())
+            raise ValueError(
+                f"codes must be [B, T, q] with q in 1..{self.num_codebooks}; got {tuple(codes.shape)}"
+            )
+        if codes.dtype not in (torch.int64, torch.int32) or bool(
+            ((codes < -1) | (codes >= self.codebook_size)).any()
+        ):
+            raise ValueError(
+                f"codes must be integer indices in 0..{self.codebook_size - 1} (or -1 for masked)"
+            )
+        return self._lookup(codes.long()).sum(0)
 
     # ---------------------------------------------------------------- health metrics
     @torch.no_grad()
@@ -270,7 +309,9 @@ class RVQBottleneck(L.LightningModule):
     def _log_health(self, codes: Tensor, mask: Tensor | None) -> None:
         if getattr(self, "_trainer", None) is None:
             return
-        stats = {f"{self.log_prefix}/{k}": v for k, v in self.codebook_stats(codes).items()}
+        stats: dict[str, Tensor | float] = {
+            f"{self.log_prefix}/{k}": v for k, v in self.codebook_stats(codes).items()
+        }
         stats[f"{self.log_prefix}/n_q"] = float(codes.shape[-1])
         log_child_metrics(self, stats, batch_size=codes.shape[0])
 

@@ -13,14 +13,15 @@ The resolved model config travels inside every checkpoint (``stylecond_config``)
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
 import yaml
+from jsonargparse import ArgumentParser
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-_M = "model.init_args"
 #: codec attribute -> datamodule init arg
 _CODEC_TO_DATA = {
     "sample_rate": "sample_rate",
@@ -39,24 +40,31 @@ def _codec_attr(name: str) -> Any:
     return compute
 
 
+def add_model_links(parser: ArgumentParser, model_key: str = "model") -> None:
+    """Link the shared values inside a StyleMusicGen config once (used by the CLI and the loaders)."""
+    m = f"{model_key}.init_args"
+    for cond in ("text_conditioner", "style_conditioner"):
+        parser.link_arguments(f"{m}.lm.init_args.dim", f"{m}.{cond}.init_args.output_dim")
+    parser.link_arguments(f"{m}.codec.init_args.num_codebooks", f"{m}.lm.init_args.num_codebooks")
+    parser.link_arguments(f"{m}.codec.init_args.codebook_size", f"{m}.lm.init_args.card")
+
+
 class StyleCondCLI(LightningCLI):
     """LightningCLI with stylecond's argument links and safe checkpoint loading."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        for cond in ("text_conditioner", "style_conditioner"):
-            parser.link_arguments(f"{_M}.lm.init_args.dim", f"{_M}.{cond}.init_args.output_dim")
-        parser.link_arguments(f"{_M}.codec.init_args.num_codebooks", f"{_M}.lm.init_args.num_codebooks")
-        parser.link_arguments(f"{_M}.codec.init_args.codebook_size", f"{_M}.lm.init_args.card")
+        add_model_links(parser)
         for attr, target in _CODEC_TO_DATA.items():
-            parser.link_arguments("model", f"data.init_args.{target}", _codec_attr(attr), apply_on="instantiate")
+            parser.link_arguments(
+                "model", f"data.init_args.{target}", _codec_attr(attr), apply_on="instantiate"
+            )
 
     def before_instantiate_classes(self) -> None:
         sub = self.config.get("subcommand")
+        dumped = yaml.safe_load(self.parser.dump(self.config))  # link targets are re-derived on load
+        self._model_config: dict[str, Any] = (dumped[sub] if sub else dumped).get("model", {})
         cfg = self.config[sub] if sub else self.config
-        dumped = yaml.safe_load(self.parser.dump(cfg, skip_link_targets=False, skip_none=False, format="yaml"))
-        self._model_config: dict[str, Any] = dumped.get("model", {})
-        ckpt_key = "ckpt_path"
-        if sub and cfg.get(ckpt_key) and cfg.get("weights_only") is None:
+        if cfg.get("ckpt_path") and cfg.get("weights_only") is None:
             cfg["weights_only"] = True  # never unpickle a checkpoint
 
     def instantiate_classes(self) -> None:
@@ -66,14 +74,18 @@ class StyleCondCLI(LightningCLI):
 
 
 def run_lightning_cli(args: Sequence[str]) -> StyleCondCLI:
-    """Run LightningCLI on ``args`` (``[subcommand, *options]``)."""
-    return StyleCondCLI(
-        L.LightningModule,
-        L.LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        args=list(args),
-        save_config_kwargs={"overwrite": True},
-        parser_kwargs={"default_env": False},
-        auto_configure_optimizers=False,
-    )
+    """Run LightningCLI on ``args`` (``[subcommand, *options]``), as if typed after ``stylecond``."""
+    saved = sys.argv
+    sys.argv = ["stylecond", *args]
+    try:
+        return StyleCondCLI(
+            L.LightningModule,
+            L.LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_kwargs={"overwrite": True},
+            parser_kwargs={"default_env": False},
+            auto_configure_optimizers=False,
+        )
+    finally:
+        sys.argv = saved

@@ -21,7 +21,9 @@ def freeze_(module: nn.Module) -> nn.Module:
     return module
 
 
-def _drop_keys(module: nn.Module, state: OrderedDict[str, Any], prefix: str, local_metadata: Any, *, key: str) -> None:
+def _drop_keys(
+    module: nn.Module, state: OrderedDict[str, Any], prefix: str, local_metadata: Any, *, key: str
+) -> None:
     for name in [k for k in state if k.startswith(prefix + key)]:
         del state[name]
 

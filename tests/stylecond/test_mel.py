@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from transformers.audio_utils import mel_filter_bank, spectrogram, window_functi
 
 from stylecond.mel import MelSpectrogram
 
-CONFIGS = [
+CONFIGS: list[dict[str, Any]] = [
     dict(sample_rate=16000, n_fft=1024, hop_length=256, n_mels=80, f_min=0.0, f_max=None, power=2.0),
     dict(sample_rate=16000, n_fft=1024, hop_length=320, n_mels=80, f_min=0.0, f_max=None, power=2.0),
     dict(
@@ -35,7 +36,9 @@ def _batch(sample_rate: int, dtype: torch.dtype, seconds: float = 0.5) -> torch.
     t = torch.arange(n, dtype=torch.float64) / sample_rate
     sine = 0.5 * torch.sin(2 * math.pi * 440.0 * t)
     noise = 0.1 * torch.randn(n, generator=g, dtype=torch.float64)
-    chord = 0.3 * (torch.sin(2 * math.pi * 523.25 * t) + torch.sin(2 * math.pi * 659.25 * t)) * torch.exp(-4 * t)
+    chord = (
+        0.3 * (torch.sin(2 * math.pi * 523.25 * t) + torch.sin(2 * math.pi * 659.25 * t)) * torch.exp(-4 * t)
+    )
     burst = torch.zeros(n, dtype=torch.float64)
     burst[n // 3 : n // 3 + n // 10] = 0.5 * torch.randn(n // 10, generator=g, dtype=torch.float64)
     return torch.stack([sine, noise, chord, burst]).to(dtype)
@@ -61,7 +64,7 @@ def _reference(wav: np.ndarray, cfg: dict, log: bool) -> np.ndarray:
         mel_filters=fb,
         mel_floor=1e-10,
         log_mel="log" if log else None,
-        dtype=np.float64,
+        dtype=np.dtype(np.float64),
     )
 
 

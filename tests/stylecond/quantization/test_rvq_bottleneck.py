@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, TensorDataset
 
 from stylecond.quantization import RVQBottleneck
 
@@ -122,7 +122,7 @@ def test_fit_alone_logs_health_metrics() -> None:
         enable_progress_bar=False, enable_model_summary=False,
     )  # fmt: skip
     rvq = _rvq()
-    trainer.fit(rvq, DataLoader(feats, batch_size=4))
+    trainer.fit(rvq, DataLoader(TensorDataset(feats), batch_size=4))
     logged = trainer.logged_metrics
     assert {"rvq/recon_mse", "rvq/usage_0", "rvq/perplexity_0", "rvq/dead_codes_5"} <= set(logged)
     assert 1.0 <= float(logged["rvq/perplexity_0"]) <= 16.0
@@ -138,9 +138,9 @@ class _Foreign(L.LightningModule):
         self.rvq = RVQBottleneck(dim=8, num_codebooks=3, codebook_size=8, eval_q=2)
         self.out_dir = out_dir
 
-    def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
-        out = self.rvq(self.enc(batch))
-        return F.mse_loss(out.quantized, batch)
+    def training_step(self, batch: list[Tensor], batch_idx: int) -> Tensor:
+        out = self.rvq(self.enc(batch[0]))
+        return F.mse_loss(out.quantized, batch[0])
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.parameters(), lr=0.1)
@@ -158,9 +158,15 @@ def test_ddp_codebooks_identical_across_ranks(tmp_path: Path) -> None:
         max_steps=4, accelerator="cpu", devices=2, strategy="ddp_spawn", logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
     )  # fmt: skip
-    trainer.fit(_Foreign(str(tmp_path)), DataLoader(data, batch_size=4, shuffle=False))
+    trainer.fit(_Foreign(str(tmp_path)), DataLoader(TensorDataset(data), batch_size=4, shuffle=False))
     cb0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     cb1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert bool(torch.load(tmp_path / "sync0.pt", weights_only=True))
     assert cb0.abs().sum() > 0
     assert torch.allclose(cb0, cb1, atol=1e-6)
+
+
+def test_all_masked_batch_is_empty_not_an_error() -> None:
+    rvq = _rvq()
+    out = rvq(torch.randn(2, 5, 8), mask=torch.zeros(2, 5, dtype=torch.bool))
+    assert (out.quantized == 0).all() and (out.codes == -1).all()

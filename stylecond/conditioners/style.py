@@ -1,0 +1,296 @@
+"""Style conditioner: audio excerpt -> features -> transformer -> RVQ bottleneck -> few prefix tokens."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from stylecond.audio import resample
+from stylecond.conditioners.types import ConditionTensors
+from stylecond.features.base import AudioFeatureExtractor
+from stylecond.quantization.child_log import log_child_metrics
+from stylecond.quantization.rvq_bottleneck import RVQBottleneck, RVQOutput
+
+
+@dataclass
+class StyleOutput:
+    """Result of :class:`StyleConditioner`.
+
+    Attributes:
+        condition: style tokens ``[B, S, output_dim]`` and mask ``[B, S]``.
+        excerpt_span: ``[B, 2]`` (start, end) in seconds of each excerpt within ``wav``, or None when the
+            excerpt came from a separate ``style_wav`` (then nothing needs masking).
+        rvq: bottleneck output at feature rate (before downsampling).
+    """
+
+    condition: ConditionTensors
+    excerpt_span: Tensor | None
+    rvq: RVQOutput
+
+
+def excerpt_frame_mask(span: Tensor, num_frames: int, frame_rate: float) -> Tensor:
+    """Frames at ``frame_rate`` overlapping each excerpt ``span [B, 2]`` (seconds) -> ``[B, num_frames]`` bool.
+
+    Frame ``f`` covers ``[f / frame_rate, (f + 1) / frame_rate)``; True = covered (mask the LM loss there).
+    """
+    if span.dim() != 2 or span.shape[-1] != 2:
+        raise ValueError(f"span must be [B, 2] (start, end) seconds; got {tuple(span.shape)}")
+    eps = 1e-4
+    first = torch.floor(span[:, 0:1].double() * frame_rate + eps)
+    last = torch.ceil(span[:, 1:2].double() * frame_rate - eps)
+    f = torch.arange(num_frames, device=span.device, dtype=torch.float64)[None]
+    return (f >= first) & (f < last)
+
+
+def sinusoidal_positions(length: int, dim: int, *, device: torch.device | None = None) -> Tensor:
+    """Standard sine/cosine position embeddings ``[length, dim]``."""
+    half = dim // 2
+    freqs = torch.exp(
+        -math.log(10000.0) * torch.arange(half, device=device, dtype=torch.float32) / max(half, 1)
+    )
+    ang = torch.arange(length, device=device, dtype=torch.float32)[:, None] * freqs[None]
+    emb = torch.cat([torch.cos(ang), torch.sin(ang)], dim=-1)
+    return nn.functional.pad(emb, (0, dim - 2 * half))
+
+
+class StyleConditioner(L.LightningModule):
+    """Feed-forward style conditioner (MusicGen-Style): a few seconds of audio -> a few discrete-bottleneck tokens.
+
+    ``excerpt -> extractor -> linear -> transformer encoder (non-causal, pre-norm) -> BatchNorm1d(affine=False)
+    -> RVQBottleneck -> keep every ds_factor-th frame -> linear to output_dim``. Training draws, per sample,
+    an excerpt of random length in ``[excerpt_min, excerpt_max]`` s at a random start of ``wav`` (the
+    target itself) and returns its span so the LM can mask its loss there (anti-copy); inference takes
+    ``excerpt_length`` s from the middle (or a random place). Works as a plain ``nn.Module``.
+
+    Args:
+        extractor: feature extractor (frozen pretrained encoder, codec tokens or mel).
+        output_dim: width of the emitted tokens (the LM's model dim).
+        dim: transformer width.
+        num_layers: transformer layers.
+        num_heads: attention heads.
+        ffn_dim: feed-forward hidden size.
+        dropout: transformer dropout.
+        sinusoidal_positions: add sine/cosine positions to the encoder input.
+        num_codebooks: RVQ codebooks.
+        codebook_size: entries per codebook.
+        eval_q: codebooks used at inference (1..num_codebooks).
+        ds_factor: keep every ds_factor-th bottleneck frame.
+        excerpt_min: shortest training excerpt (s).
+        excerpt_max: longest training excerpt (s).
+        excerpt_length: inference excerpt length (s).
+        excerpt_start: inference excerpt position, "middle" or "random".
+        kmeans_iters: RVQ k-means initialisation iterations.
+        decay: RVQ EMA decay.
+        threshold_ema_dead_code: RVQ dead-code threshold.
+        commitment_weight: RVQ commitment loss weight (0 in the paper).
+    """
+
+    def __init__(
+        self,
+        *,
+        extractor: AudioFeatureExtractor,
+        output_dim: int,
+        dim: int = 512,
+        num_layers: int = 8,
+        num_heads: int = 8,
+        ffn_dim: int = 2048,
+        dropout: float = 0.1,
+        sinusoidal_positions: bool = True,
+        num_codebooks: int = 6,
+        codebook_size: int = 1024,
+        eval_q: int = 3,
+        ds_factor: int = 15,
+        excerpt_min: float = 1.5,
+        excerpt_max: float = 4.5,
+        excerpt_length: float = 3.0,
+        excerpt_start: Literal["middle", "random"] = "middle",
+        kmeans_iters: int = 10,
+        decay: float = 0.99,
+        threshold_ema_dead_code: float = 0.1,
+        commitment_weight: float = 0.0,
+    ) -> None:
+        # explicit: Lightning's frame walk would also pick up a parent LightningModule's init args
+        hparams = {k: v for k, v in locals().items() if k not in ("self", "__class__", "extractor")}
+        super().__init__()
+        if not 0 < excerpt_min <= excerpt_max or excerpt_length <= 0:
+            raise ValueError(
+                f"need 0 < excerpt_min <= excerpt_max and excerpt_length > 0; got excerpt_min={excerpt_min}, "
+                f"excerpt_max={excerpt_max}, excerpt_length={excerpt_length}"
+            )
+        if excerpt_start not in ("middle", "random"):
+            raise ValueError(f"excerpt_start must be 'middle' or 'random'; got {excerpt_start!r}")
+        if ds_factor < 1:
+            raise ValueError(f"ds_factor must be >= 1; got {ds_factor}")
+        self.save_hyperparameters(hparams)
+        self.extractor = extractor
+        self.output_dim = output_dim
+        self.ds_factor = ds_factor
+        self.excerpt_min, self.excerpt_max = excerpt_min, excerpt_max
+        self.excerpt_length = excerpt_length
+        self.excerpt_start = excerpt_start
+        self.use_positions = sinusoidal_positions
+        self.input_proj = nn.Linear(extractor.dim, dim)
+        layer = nn.TransformerEncoderLayer(
+            d_model=dim,
+            nhead=num_heads,
+            dim_feedforward=ffn_dim,
+            dropout=dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        self.encoder = nn.TransformerEncoder(layer, num_layers=num_layers, enable_nested_tensor=False)
+        self.final_norm = nn.LayerNorm(dim)
+        self.batch_norm = nn.BatchNorm1d(dim, affine=False)
+        self.rvq = RVQBottleneck(
+            dim=dim,
+            num_codebooks=num_codebooks,
+            codebook_size=codebook_size,
+            eval_q=eval_q,
+            kmeans_iters=kmeans_iters,
+            decay=decay,
+            threshold_ema_dead_code=threshold_ema_dead_code,
+            commitment_weight=commitment_weight,
+            log_prefix="style/rvq",
+        )
+        self.output_proj = nn.Linear(dim, output_dim)
+
+    # ---------------------------------------------------------------- properties
+    @property
+    def eval_q(self) -> int:
+        """Codebooks used at inference (delegates to the bottleneck)."""
+        return self.rvq.eval_q
+
+    @eval_q.setter
+    def eval_q(self, value: int) -> None:
+        self.rvq.eval_q = value
+
+    @property
+    def token_rate(self) -> float:
+        """Style tokens per second."""
+        return self.extractor.frame_rate / self.ds_factor
+
+    def num_tokens(self, seconds: float) -> int:
+        """Style tokens emitted for an excerpt of ``seconds``."""
+        frames = self.extractor.num_frames(round(seconds * self.extractor.sample_rate))
+        return math.ceil(frames / self.ds_factor)
+
+    def null_condition(self, batch_size: int, *, seconds: float | None = None) -> ConditionTensors:
+        """All-zero style condition for ``batch_size`` samples (``seconds`` defaults to ``excerpt_length``)."""
+        n = self.num_tokens(seconds if seconds is not None else self.excerpt_length)
+        emb = torch.zeros(batch_size, n, self.output_dim, device=self.output_proj.weight.device)
+        return ConditionTensors(emb, torch.zeros(batch_size, n, dtype=torch.bool, device=emb.device))
+
+    def configure_model(self) -> None:
+        """Load a lazily loaded extractor and set up cross-rank codebook sync (call from a parent too)."""
+        self.extractor.load()
+        self.rvq.configure_model()
+
+    # ---------------------------------------------------------------- excerpt selection
+    @staticmethod
+    def _check_audio(wav: Tensor, name: str, sample_rate: int, min_seconds: float) -> None:
+        if wav.dim() != 3 or not wav.is_floating_point():
+            raise ValueError(
+                f"{name} must be a float tensor [B, C, T]; got shape {tuple(wav.shape)} {wav.dtype}"
+            )
+        if not bool(torch.isfinite(wav).all()):
+            raise ValueError(f"{name} contains NaN or infinite samples; every sample must be finite")
+        need = math.ceil(min_seconds * sample_rate - 1e-6)
+        if wav.shape[-1] < need:
+            raise ValueError(
+                f"{name} is {wav.shape[-1] / sample_rate:.3f} s long ({wav.shape[-1]} samples at {sample_rate} Hz); "
+                f"the style excerpt needs at least {min_seconds:g} s ({need} samples)"
+            )
+
+    def _draw_spans(
+        self, batch: int, total: int, sample_rate: int, device: torch.device
+    ) -> tuple[Tensor, Tensor]:
+        """Excerpt start and length in samples, ``[B]`` each (training: random; eval: fixed length)."""
+        if self.training:
+            hi = min(self.excerpt_max, total / sample_rate)
+            seconds = self.excerpt_min + torch.rand(batch) * max(hi - self.excerpt_min, 0.0)
+            length = (seconds * sample_rate).round().long().clamp(1, total)
+            start = (torch.rand(batch) * (total - length + 1).float()).long().clamp(max=total - length)
+        else:
+            n = min(round(self.excerpt_length * sample_rate), total)
+            length = torch.full((batch,), n, dtype=torch.long)
+            if self.excerpt_start == "middle":
+                start = torch.full((batch,), (total - n) // 2, dtype=torch.long)
+            else:
+                start = torch.randint(0, total - n + 1, (batch,))
+        return start.to(device), length.to(device)
+
+    def _crop(self, wav: Tensor, start: Tensor, length: Tensor) -> Tensor:
+        """``wav [B, C, T]`` -> excerpts padded with zeros to the longest, ``[B, C, max(length)]``."""
+        n = int(length.max())
+        idx = start[:, None] + torch.arange(n, device=wav.device)[None]  # [B, n]
+        valid = torch.arange(n, device=wav.device)[None] < length[:, None]
+        idx = torch.where(valid, idx, torch.zeros_like(idx))
+        out = torch.gather(wav, 2, idx[:, None].expand(-1, wav.shape[1], -1))
+        return out * valid[:, None].to(out.dtype)
+
+    # ---------------------------------------------------------------- forward
+    def forward(
+        self,
+        wav: Tensor,
+        *,
+        sample_rate: int,
+        style_wav: Tensor | None = None,
+        keep: Tensor | None = None,
+    ) -> StyleOutput:
+        """Style tokens for ``wav [B, C, T]`` at ``sample_rate`` (or for ``style_wav [B, C, Ts]`` if given).
+
+        ``keep [B]`` (bool) nulls the style of samples where it is False (zero embeddings, empty mask).
+        """
+        name, source = ("style_wav", style_wav) if style_wav is not None else ("wav", wav)
+        if wav.dim() != 3:
+            raise ValueError(f"wav must be [B, C, T]; got shape {tuple(wav.shape)}")
+        min_s = self.excerpt_min if self.training else self.excerpt_length
+        self._check_audio(source, name, sample_rate, min_s)
+        if source.shape[0] != wav.shape[0]:
+            raise ValueError(f"style_wav batch {source.shape[0]} differs from wav batch {wav.shape[0]}")
+        batch = source.shape[0]
+        if keep is not None and keep.shape != (batch,):
+            raise ValueError(f"keep must be a bool tensor [B] = [{batch}]; got {tuple(keep.shape)}")
+        start, length = self._draw_spans(batch, source.shape[-1], sample_rate, source.device)
+        excerpt = self._crop(source, start, length)
+        ext_sr, ext_len = self.extractor.sample_rate, length
+        if sample_rate != ext_sr:
+            excerpt = resample(excerpt, sample_rate, ext_sr)
+            ext_len = (length.double() * ext_sr / sample_rate).round().long()
+        feats = self.extractor(excerpt.to(self.input_proj.weight.dtype))  # [B, F, De]
+        num_f = torch.tensor(
+            [self.extractor.num_frames(int(n)) for n in ext_len.tolist()], device=feats.device
+        )
+        frames = torch.arange(feats.shape[1], device=feats.device)
+        valid = frames[None] < num_f.clamp(1, feats.shape[1])[:, None]  # [B, F]
+        rvq_out = self._encode(feats, valid)
+        tokens = rvq_out.quantized[:, :: self.ds_factor]
+        mask = valid[:, :: self.ds_factor]
+        emb = self.output_proj(tokens) * mask[..., None].to(tokens.dtype)
+        cond = ConditionTensors(emb, mask)
+        if keep is not None:
+            cond = cond.nulled(keep.bool())
+        span = None
+        if style_wav is None:
+            span = (torch.stack([start, start + length], dim=-1).double() / sample_rate).float()
+        if self.training and self._trainer is not None:
+            seconds = float(length.double().mean()) / sample_rate
+            log_child_metrics(self, {"style/excerpt_seconds": seconds}, batch_size=batch)
+        return StyleOutput(condition=cond, excerpt_span=span, rvq=rvq_out)
+
+    def _encode(self, feats: Tensor, valid: Tensor) -> RVQOutput:
+        """``feats [B, F, De]`` with ``valid [B, F]`` -> bottleneck output ``[B, F, dim]``."""
+        x = self.input_proj(feats)
+        if self.use_positions:
+            x = x + sinusoidal_positions(x.shape[1], x.shape[2], device=x.device).to(x.dtype)[None]
+        x = self.encoder(x, src_key_padding_mask=~valid)
+        x = self.final_norm(x)
+        normed = torch.zeros_like(x)
+        normed[valid] = self.batch_norm(x[valid])  # statistics over valid frames only
+        return self.rvq(normed, mask=valid)
