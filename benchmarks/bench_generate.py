@@ -9,12 +9,19 @@ download), then times:
 - transformers: ``MusicgenForCausalLM.generate`` on a 3 x B batch (the CFG-equivalent amount of work;
   do_sample, top-k 250, KV cache).
 
-Reports ms per decoding step, the real-time factor (RTF = compute time / audio time; 50 steps = 1 s of
-audio), the speed ratio to transformers, and the fraction of the memory-bandwidth roofline: the weight
-bytes streamed per step divided by a bandwidth the script measures itself with GEMVs over the model's own
-weight matrices (batch 3 x B), divided by the measured step time.
+dtypes: ``fp32``, ``bf16`` (``.to(torch.bfloat16)``, KV cache in bf16) and ``int8`` (opt-in
+``stylecond.lm.quantize.quantize_int8``: int8 dynamically quantized linear layers; the transformers model is
+quantized the same way, so the ratio compares like with like).
 
-Usage: ``python benchmarks/bench_generate.py --sizes base,small --steps 50 --dtypes fp32,bf16``.
+Reports ms per decoding step, the real-time factor (RTF = compute time / audio time; 50 steps = 1 s of
+audio), the speed ratio to transformers, and two roofline fractions (roofline time / measured step time):
+
+- ``mem roofline``: weight bytes streamed per step (in the row's dtype) / the machine's streaming bandwidth,
+  measured as the best float32 GEMV bandwidth over the model's own weights (batch 3 x B) in the same run;
+- ``kernel roofline``: the same with the bandwidth of the row's own GEMV kernel (bf16 F.linear, int8
+  quantized linear) over the same weights: how close the step gets to its kernels alone.
+
+Usage: ``python benchmarks/bench_generate.py --sizes base,small --steps 50 --dtypes fp32,bf16,int8``.
 """
 
 from __future__ import annotations
@@ -36,8 +43,9 @@ from stylecond.generation.generate import generate_codes  # noqa: E402
 from stylecond.generation.sampler import DoubleCFGSampler  # noqa: E402
 from stylecond.lm.music_lm import MusicLM  # noqa: E402
 from stylecond.lm.presets import PRESETS  # noqa: E402
+from stylecond.lm.quantize import quantize_int8  # noqa: E402
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "int8": torch.float32}
 NUM_CODEBOOKS, CARD, FRAME_RATE = 4, 2048, 50.0
 TEXT_TOKENS, STYLE_TOKENS = 20, 15
 
@@ -50,11 +58,16 @@ class Row:
     ours_first_ms: float
     hf_ms: float | None
     weight_mb: float
-    bandwidth_gbs: float
+    bandwidth_gbs: float  # machine streaming bandwidth (best fp32 GEMV over the model's weights)
+    kernel_gbs: float  # this dtype's GEMV kernel over the same weights
 
     @property
     def roofline_ms(self) -> float:
-        return self.weight_mb / 1e3 / self.bandwidth_gbs * 1e3
+        return self.weight_mb / self.bandwidth_gbs
+
+    @property
+    def kernel_roofline_ms(self) -> float:
+        return self.weight_mb / self.kernel_gbs
 
     def cells(self) -> list[str]:
         rtf = self.ours_ms * FRAME_RATE / 1e3
@@ -62,6 +75,7 @@ class Row:
         hf = f"{self.hf_ms:.1f}" if self.hf_ms else "-"
         hf_rtf = f"{self.hf_ms * FRAME_RATE / 1e3:.2f}" if self.hf_ms else "-"
         roof = self.roofline_ms / self.ours_ms
+        kroof = self.kernel_roofline_ms / self.ours_ms
         return [
             self.size,
             self.dtype,
@@ -74,6 +88,8 @@ class Row:
             f"{self.weight_mb:.0f}",
             f"{self.bandwidth_gbs:.1f}",
             f"{100 * roof:.0f}%",
+            f"{self.kernel_gbs:.1f}",
+            f"{100 * kroof:.0f}%",
         ]
 
 
@@ -87,8 +103,10 @@ HEADER = [
     "HF RTF",
     "HF/ours",
     "weights MB/step",
-    "GEMV GB/s",
-    "roofline",
+    "mem GB/s",
+    "mem roofline",
+    "kernel GB/s",
+    "kernel roofline",
 ]
 
 
@@ -103,30 +121,49 @@ def streamed_weights(model: nn.Module) -> list[torch.Tensor]:
     return [m.weight for m in model.modules() if isinstance(m, nn.Linear)]
 
 
+def quantized_linears(model: nn.Module) -> list[tuple[nn.Module, torch.Tensor]]:
+    """The int8 dynamically quantized linear layers of ``model`` with their (quantized) weights."""
+    from torch.ao.nn.quantized.dynamic import Linear as QLinear
+
+    return [(m, m.weight()) for m in model.modules() if isinstance(m, QLinear)]
+
+
+def weight_bytes(model: nn.Module) -> int:
+    """Bytes of linear weights streamed per decoding step (int8 weights count 1 byte each)."""
+    float_bytes = sum(w.numel() * w.element_size() for w in streamed_weights(model))
+    return float_bytes + sum(w.numel() for _, w in quantized_linears(model))
+
+
 @torch.inference_mode()
-def measure_bandwidth(weights: list[torch.Tensor], rows: int, repeats: int) -> float:
-    """GB/s achieved by GEMVs (``rows`` input vectors) over ``weights`` = the best case for one decoding step."""
-    xs = {w.shape[1]: torch.randn(rows, w.shape[1], dtype=w.dtype) for w in weights}
+def measure_bandwidth(model: nn.Module, rows: int, repeats: int) -> float:
+    """GB/s achieved by GEMVs (``rows`` input vectors) over the model's linear weights with the model's own
+    kernels (F.linear in its dtype, or the int8 quantized linear) = the best case for one decoding step."""
+    weights, qlin = streamed_weights(model), quantized_linears(model)
+    dense = [(torch.randn(rows, w.shape[1], dtype=w.dtype), w) for w in weights]
+    quant = [(torch.randn(rows, w.shape[1]), m) for m, w in qlin]
 
     def run() -> None:
-        for w in weights:
-            F.linear(xs[w.shape[1]], w)
+        for x, w in dense:
+            F.linear(x, w)
+        for x, m in quant:
+            m(x)
 
     run()
     seconds = min(_elapsed(run) for _ in range(repeats))
-    nbytes = sum(w.numel() * w.element_size() for w in weights)
-    return nbytes / seconds / 1e9
+    return weight_bytes(model) / seconds / 1e9
 
 
-def build_ours(size: str, dtype: torch.dtype, compile_layers: bool = False) -> MusicLM:
-    lm = MusicLM.from_preset(size, num_codebooks=NUM_CODEBOOKS, card=CARD).eval().to(dtype)
+def build_ours(size: str, name: str, compile_layers: bool = False) -> MusicLM:
+    lm = MusicLM.from_preset(size, num_codebooks=NUM_CODEBOOKS, card=CARD).eval().to(DTYPES[name])
+    if name == "int8":
+        lm = quantize_int8(lm, inplace=True)
     if compile_layers:
         for layer in lm.transformer.layers:
             layer.compile(dynamic=True)
     return lm
 
 
-def build_hf(size: str, dtype: torch.dtype) -> nn.Module:
+def build_hf(size: str, name: str) -> nn.Module:
     from transformers import MusicgenDecoderConfig, MusicgenForCausalLM
 
     p = PRESETS[size]
@@ -142,7 +179,9 @@ def build_hf(size: str, dtype: torch.dtype) -> nn.Module:
         pad_token_id=CARD,
         bos_token_id=CARD,
     )
-    model = MusicgenForCausalLM(config).eval().to(dtype)
+    model = MusicgenForCausalLM(config).eval().to(DTYPES[name])
+    if name == "int8":
+        model = quantize_int8(model, inplace=True)
     gc = model.generation_config
     gc.pad_token_id = gc.bos_token_id = gc.decoder_start_token_id = CARD
     return model
@@ -228,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         "--sizes", default="base,small", help="comma-separated presets (debug, base, small, medium)"
     )
     parser.add_argument("--steps", type=int, default=50, help="decoding steps per run (50 = 1 s of audio)")
-    parser.add_argument("--dtypes", default="fp32,bf16", help="comma-separated: fp32, bf16")
+    parser.add_argument("--dtypes", default="fp32,bf16,int8", help="comma-separated: fp32, bf16, int8")
     parser.add_argument("--batch", type=int, default=1, help="prompts per run (the forward batch is 3x this)")
     parser.add_argument(
         "--repeats", type=int, default=3, help="timed runs per measurement (best of; ours and HF interleaved)"
@@ -236,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--threads",
         type=int,
-        default=1,
+        default=2,
         help="torch threads (0 = torch default; 1 is steadier on a shared CPU)",
     )
     parser.add_argument("--no-hf", action="store_true", help="skip the transformers baseline")
@@ -264,28 +303,31 @@ def main(argv: list[str] | None = None) -> int:
     )
     rows: list[Row] = []
     for size in sizes:
+        fp32_ref: MusicLM | None = None  # the bandwidth probe for non-fp32 rows
         for name in dtypes:
-            dtype = DTYPES[name]
-            lm = build_ours(size, dtype, args.compile)
-            weights = streamed_weights(lm)
-            weight_mb = sum(w.numel() * w.element_size() for w in weights) / 1e6
-            bw = 0.0
+            lm = build_ours(size, name, args.compile)
+            probe = lm if name == "fp32" else fp32_ref
+            if probe is None:
+                probe = fp32_ref = build_ours(size, "fp32")
+            weight_mb = weight_bytes(lm) / 1e6
+            bw = kernel_bw = 0.0
             runners = {"ours": ours_runner(lm, args.steps, args.batch)}
             model = None
             if not args.no_hf:
-                model = build_hf(size, dtype)
+                model = build_hf(size, name)
                 runners["hf"] = hf_runner(model, args.steps, args.batch)
-            # Interleave bandwidth probe and timed runs so all see the same machine load; keep the best of each.
+            # Interleave bandwidth probes and timed runs so all see the same machine load; keep the best of each.
             best = {key: (float("inf"), float("inf")) for key in runners}
             for _ in range(args.repeats):
-                bw = max(bw, measure_bandwidth(weights, 3 * args.batch, 2))
+                bw = max(bw, measure_bandwidth(probe, 3 * args.batch, 2))
+                kernel_bw = bw if probe is lm else max(kernel_bw, measure_bandwidth(lm, 3 * args.batch, 2))
                 for key, run in runners.items():
                     step_s, first_s = run()
                     best[key] = (min(best[key][0], step_s), min(best[key][1], first_s))
             ours, ours_first = best["ours"][0] * 1e3, best["ours"][1] * 1e3
             hf = best["hf"][0] * 1e3 if "hf" in best else None
             del lm, model, runners
-            row = Row(size, name, ours, ours_first, hf, weight_mb, bw)
+            row = Row(size, name, ours, ours_first, hf, weight_mb, bw, kernel_bw or bw)
             rows.append(row)
             print(" | ".join(f"{h}={c}" for h, c in zip(HEADER, row.cells())), flush=True)
     print()
@@ -296,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "\nms/step: steady state (first to last step, best of the repeats); 1st token: includes running the "
         f"{STYLE_TOKENS}+{TEXT_TOKENS}-token conditioning prefix (x3 branches) into the KV cache.\n"
-        "RTF = compute time / audio time (50 steps = 1 s); roofline = (weight bytes / GEMV bandwidth) / step time."
+        "RTF = compute time / audio time (50 steps = 1 s); mem roofline = (weight bytes / fp32 GEMV bandwidth) / "
+        "step time; kernel roofline = the same with the row dtype's own GEMV kernel."
     )
     return 0
 

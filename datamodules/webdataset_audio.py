@@ -172,6 +172,11 @@ class WebDatasetAudioDataModule(L.LightningDataModule):
         rank, world = self._rank_and_world()
         local_bs = self.local_batch_size(world)
         train = split == "train"
+        if not train and len(urls) < world:
+            raise ValueError(
+                f"{split}_shards has {len(urls)} shard(s) for {world} rank(s): a rank with no {split} data "
+                "would leave the others waiting in their metric sync; give at least one shard per rank"
+            )
         if not train and len(urls) < world * max(1, self.num_workers):
             warnings.warn(f"{split}_shards has {len(urls)} shard(s) for {world} rank(s) x "
                           f"{max(1, self.num_workers)} worker(s): some will read nothing", stacklevel=2)  # fmt: skip

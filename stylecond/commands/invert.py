@@ -62,7 +62,7 @@ _FLAGS = {  # constructor argument -> flag, to name the flag in error messages
 def _flagged(err: Exception) -> str:
     msg = str(err)
     for name, flag in _FLAGS.items():
-        if msg.startswith(name) or f" {name} " in msg:
+        if msg.startswith(f"{name} "):
             return f"{flag}: {msg}"
     return msg
 

@@ -25,7 +25,6 @@ import torch
 from torch import Tensor
 
 from stylecond.audio import crop_or_pad, resample, save_audio
-from stylecond.conditioners.types import ConditionTensors
 from stylecond.evaluation.classifiers import AudioClassifier
 from stylecond.evaluation.references import ReferenceSet
 from stylecond.evaluation.report import EvaluationReport, MetricValue, SettingResult
@@ -121,14 +120,6 @@ def _fit_classifier(
     return classifier
 
 
-def _null_condition(model: GenerativeModel, batch: int) -> ConditionTensors:
-    """A null condition ``[B, 1, lm.dim]`` (zeros, mask False), as conditioning dropout makes in training."""
-    dim = int(getattr(getattr(model, "lm", None), "dim", 0))
-    if dim < 1:
-        raise ValueError("conditions: 'text' alone needs a model with lm.dim to build a null style condition")
-    return ConditionTensors(torch.zeros(batch, 1, dim), torch.zeros(batch, 1, dtype=torch.bool))
-
-
 def _generate(
     model: GenerativeModel, refs: ReferenceSet, setting: Setting, text_index: list[int], *, batch_size: int,
     excerpt_seconds: float, gen_kwargs: dict[str, Any], seed: int, progress: Callable[[], None],
@@ -142,14 +133,11 @@ def _generate(
         texts: list[str | None] | None = (
             [refs.texts[text_index[i]] for i in idx] if setting.uses_text else None
         )
-        overrides = None
-        if not setting.uses_text and getattr(model, "text_conditioner", None) is not None:
-            texts = [None] * len(idx)  # a null text row (the fuser expects every condition)
-        if not setting.uses_style and getattr(model, "style_conditioner", None) is not None:
-            overrides = {"style": _null_condition(model, len(idx))}
+        # An absent condition is left out (not passed as a null row): generate() then applies plain CFG
+        # on the one given, whereas a null row would make double CFG scale the guidance by alpha * beta.
         try:
             wav = model.generate(
-                condition_overrides=overrides, texts=texts, style_audio=style, style_sample_rate=refs.sample_rate if style is not None else None,
+                texts=texts, style_audio=style, style_sample_rate=refs.sample_rate if style is not None else None,
                 eval_q=setting.eval_q, excerpt_length=excerpt_seconds if style is not None else None,
                 cfg_coef_beta=setting.beta, seed=seed + b, progress=step_progress, **gen_kwargs,
             )  # fmt: skip

@@ -155,7 +155,9 @@ def generate_codes(
     stacked, n_br = sampler.stack_conditions(conditions)
     dtype = _model_dtype(lm)
     prefix, cross = _fuse({n: c.to(device=device, dtype=dtype) for n, c in stacked.items()}, fuser)
-    state = lm.init_state(n_br * b, s_total - 1, prefix=prefix, cross=cross)
+    # Ids were validated once above (prompt) and come from the sampler (< card) or the special id after:
+    # no per-step range check (it costs two host syncs per step).
+    state = lm.init_state(n_br * b, s_total - 1, prefix=prefix, cross=cross, check_ids=False)
     seq = template.repeat(n_br, 1, 1)  # [nB, K, S]
     seq_view = seq.view(n_br, b, k, s_total)
     logits = lm.step(seq[:, :, :n_prefill], state)  # predicts step n_prefill

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -64,7 +64,7 @@ def weights_digest(model: Any) -> str:
             and len(seq)
             and isinstance(getattr(seq[0], "weight", None), torch.Tensor)
         ):
-            tensors.append(seq[0].weight)
+            tensors.append(cast(torch.Tensor, seq[0].weight))
     for t in tensors:
         digest.update(t.detach().float().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()

@@ -96,11 +96,12 @@ class InvertedStyle:
                 f"{p} has format version {meta.get('version')!r}; this stylecond reads {VERSION!r}"
             )
         subtokens = json.loads(meta["subtokens"])
-        if vectors.dim() != 2 or vectors.shape[0] != len(subtokens):
+        mode = check_mode(meta["mode"])
+        if vectors.dim() != 2 or (mode == "token_embedding" and vectors.shape[0] != len(subtokens)):
             raise ValueError(f"{p}: vectors {tuple(vectors.shape)} do not match {len(subtokens)} sub-tokens")
         return cls(
             vectors=vectors,
-            mode=check_mode(meta["mode"]),
+            mode=mode,
             token=meta["token"],
             subtokens=subtokens,
             fingerprint=meta["fingerprint"],

@@ -33,8 +33,8 @@ from stylecond.utils.frozen import exclude_from_checkpoint
 
 #: Defaults measured on the synthetic-styles benchmark (see README "Textual inversion"); the paper's
 #: exact values are not public.
-DEFAULT_STEPS = 300
-DEFAULT_LR = {"lm_space": 3e-2, "token_embedding": 3e-2}
+DEFAULT_STEPS = 200
+DEFAULT_LR = {"lm_space": 1e-1, "token_embedding": 1e-1}
 
 Progress = Callable[[int, int, float], Any]
 
@@ -69,6 +69,8 @@ class TextualInversionModule(L.LightningModule):
             this many steps; None = never.
         early_stop_min_delta: Minimum improvement of the smoothed loss that resets the patience.
     """
+
+    model: Any  # the base model (duck-typed: codec, lm, text_conditioner, fuser)
 
     def __init__(
         self,

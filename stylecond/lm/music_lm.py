@@ -167,6 +167,33 @@ class MusicLM(L.LightningModule):
         """``h [B, S, dim]`` -> ``[B, K, S, card]``."""
         return torch.stack([head(h) for head in self.heads], dim=1)
 
+    def _apply(self, fn: Any, recurse: bool = True) -> Any:  # .to() / .half() / ...: drop the fused heads
+        self.__dict__.pop("_fused_heads_cache", None)
+        return super()._apply(fn, recurse)
+
+    def _fused_heads(self) -> Tensor | None:
+        """The K head weights concatenated ``[K * card, dim]`` for one decoding GEMV (None when a head is
+        not a plain bias-free ``nn.Linear``, e.g. quantized). Cached; rebuilt when a head's storage, dtype
+        or version (in-place update by an optimizer or ``load_state_dict``) changes."""
+        heads = [h for h in self.heads if type(h) is nn.Linear and h.bias is None]
+        if len(heads) != len(self.heads):
+            return None
+        weights: list[Tensor] = [h.weight for h in heads if isinstance(h, nn.Linear)]
+        key = tuple((w.data_ptr(), w._version, w.dtype, w.device) for w in weights)
+        cached = self.__dict__.get("_fused_heads_cache")
+        if cached is None or cached[0] != key:
+            with torch.no_grad():
+                cached = (key, torch.cat([w.detach() for w in weights], dim=0))
+            self.__dict__["_fused_heads_cache"] = cached
+        return cached[1]
+
+    def _last_logits(self, h: Tensor) -> Tensor:
+        """``h [B, N, dim]`` -> logits of the last position ``[B, K, card]`` (one fused GEMV when possible)."""
+        w = self._fused_heads()
+        if w is None:
+            return self._logits(h[:, -1:])[:, :, 0]
+        return F.linear(h[:, -1], w).view(h.shape[0], self.num_codebooks, self.card)
+
     # ------------------------------------------------------------------ full (training) path
     def forward_sequence(
         self, seq: Tensor, *, prefix: ConditionTensors | None = None, cross: ConditionTensors | None = None
@@ -252,10 +279,14 @@ class MusicLM(L.LightningModule):
         prefix: ConditionTensors | None = None,
         cross: ConditionTensors | None = None,
         dtype: torch.dtype | None = None,
+        check_ids: bool = True,
     ) -> DecodeState:
         """Allocate the KV cache for ``max_steps`` pattern steps and run ``prefix`` (if any) into it.
 
         ``dtype`` defaults to the parameters' dtype (pass the autocast dtype when decoding under autocast).
+        Prefix rows whose mask is all False (null conditions) are not run: nothing attends to them.
+        ``check_ids=False`` makes :meth:`step` skip the id range check (two host syncs per step): only for
+        callers whose tokens are already validated (e.g. ``generate_codes``); shapes are still checked.
         """
         if max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {max_steps}")
@@ -273,13 +304,22 @@ class MusicLM(L.LightningModule):
             cross_mask=None if cross is None else cross.mask,
         )
         if prefix is not None and p:
-            self.transformer(prefix.embeddings.to(device=device, dtype=dtype), cache=cache)
-        return DecodeState(cache=cache, max_steps=max_steps, prefix_len=p)
+            active = prefix.mask.to(device).any(dim=1)
+            rows = None if bool(active.all()) else active.nonzero().flatten()
+            self.transformer.prefill(prefix.embeddings.to(device=device, dtype=dtype), cache, rows=rows)
+        return DecodeState(cache=cache, max_steps=max_steps, prefix_len=p, check_ids=check_ids)
 
     @torch.no_grad()
     def step(self, tokens: Tensor, state: DecodeState) -> Tensor:
-        """Feed ``tokens [B, K, N]`` (pattern-space ids 0..card) -> logits ``[B, K, card]`` of the last step."""
-        self._check_ids(tokens, "tokens", self.card)
+        """Feed ``tokens [B, K, N]`` (pattern-space ids 0..card) -> logits ``[B, K, card]`` of the last step.
+
+        The logits are in the cache dtype; the K heads run as one GEMV."""
+        if state.check_ids:
+            self._check_ids(tokens, "tokens", self.card)
+        elif tokens.dim() != 3 or tokens.shape[1] != self.num_codebooks:
+            raise ValueError(
+                f"tokens must have shape [B, K={self.num_codebooks}, N], got {tuple(tokens.shape)}"
+            )
         if tokens.shape[0] != state.cache.batch_size or tokens.shape[2] < 1:
             raise ValueError(
                 f"tokens must be [B={state.cache.batch_size}, K, N>=1], got {tuple(tokens.shape)}"
@@ -289,4 +329,4 @@ class MusicLM(L.LightningModule):
                 f"step would feed {state.offset + tokens.shape[2]} steps > max_steps={state.max_steps}"
             )
         h = self.transformer(self._embed(tokens).to(state.cache.keys.dtype), cache=state.cache)
-        return self._logits(h[:, -1:])[:, :, 0]
+        return self._last_logits(h)

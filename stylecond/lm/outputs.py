@@ -27,11 +27,14 @@ class LossOutput:
 
 @dataclass
 class DecodeState:
-    """Incremental decoding state: the KV cache (prefix already in it) and the step budget."""
+    """Incremental decoding state: the KV cache (prefix already in it) and the step budget.
+
+    ``check_ids=False``: :meth:`MusicLM.step` trusts the token ids (validated once by the caller)."""
 
     cache: KVCache
     max_steps: int
     prefix_len: int
+    check_ids: bool = True
 
     @property
     def offset(self) -> int:

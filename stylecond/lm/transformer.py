@@ -207,6 +207,37 @@ class Transformer(nn.Module):
                 cache.cross_mask, cache.cross_any = cross_masks(cross_mask.to(device))
         return cache
 
+    def prefill(self, x: Tensor, cache: KVCache, *, rows: Tensor | None = None) -> None:
+        """Run a prefix ``x [B, P, D]`` into an empty ``cache``, only for the batch ``rows`` (long ``[R]``).
+
+        The other rows get zero keys/values: use it for rows whose prefix positions are all invalid (e.g. the
+        null guidance branch), which no later position attends to. ``rows=None`` = all rows.
+        """
+        if cache.length:
+            raise ValueError(f"prefill needs an empty cache, it holds {cache.length} positions")
+        if rows is None or rows.numel() == x.shape[0]:
+            self(x, cache=cache)
+            return
+        p = x.shape[1]
+        cache.keys[:, :, :, :p].zero_()
+        cache.values[:, :, :, :p].zero_()
+        if rows.numel():
+            n_layers, _, heads, _, head_dim = cache.keys.shape
+            shape = (n_layers, rows.numel(), heads, p, head_dim)
+            sub = KVCache(
+                keys=cache.keys.new_empty(shape),
+                values=cache.values.new_empty(shape),
+                positions=cache.positions,
+                key_valid=None if cache.key_valid is None else cache.key_valid[rows],
+                cross_kv=None if cache.cross_kv is None else [(k[rows], v[rows]) for k, v in cache.cross_kv],
+                cross_mask=None if cache.cross_mask is None else cache.cross_mask[rows],
+                cross_any=None if cache.cross_any is None else cache.cross_any[rows],
+            )
+            self(x[rows], cache=sub)
+            cache.keys[:, :, :, :p].index_copy_(1, rows, sub.keys)
+            cache.values[:, :, :, :p].index_copy_(1, rows, sub.values)
+        cache.length = p
+
     def forward(
         self,
         x: Tensor,
@@ -229,6 +260,10 @@ class Transformer(nn.Module):
                 raise ValueError(f"KV cache full: {start} + {n} positions > max_len={cache.max_len}")
             pos = cache.positions[start : start + n]
             attn_mask = causal_padding_mask(cache.key_valid, start, n, x.device)
+            if attn_mask is not None:  # additive form once per call instead of one conversion per layer
+                attn_mask = torch.zeros(attn_mask.shape, dtype=x.dtype, device=x.device).masked_fill_(
+                    ~attn_mask, float("-inf")
+                )
             cross_kv, c_mask, c_any = cache.cross_kv, cache.cross_mask, cache.cross_any
         else:
             start = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from stylecond.conditioners.types import ConditionTensors
 from stylecond.lm.music_lm import MusicLM
 from stylecond.models.generation import GenerationMixin
 from stylecond.models.pretrained import from_pretrained, save_pretrained
+from stylecond.training.distributed import average_batchnorm_stats_
 from stylecond.training.optim import OptimConfig, build_optimizer
 
 
@@ -38,7 +40,6 @@ class StyleMusicGen(GenerationMixin, L.LightningModule):
         fuser: Where conditions go (default: prefix tokens, style then text, for the conditioners present).
         optim: Optimizer and learning-rate schedule.
         anti_copy_mask: Mask the LM loss on the target frames the style excerpt covers.
-        val_generate_seconds: Seconds of audio generated for the validation previews (0 disables them).
     """
 
     def __init__(
@@ -52,7 +53,6 @@ class StyleMusicGen(GenerationMixin, L.LightningModule):
         fuser: ConditionFuser | None = None,
         optim: OptimConfig | None = None,
         anti_copy_mask: bool = True,
-        val_generate_seconds: float = 0.0,
     ) -> None:
         super().__init__()
         if text_conditioner is None and style_conditioner is None:
@@ -72,7 +72,6 @@ class StyleMusicGen(GenerationMixin, L.LightningModule):
         self.fuser = fuser or ConditionFuser(prefix=present)
         self.optim = optim or OptimConfig()
         self.anti_copy_mask = anti_copy_mask
-        self.val_generate_seconds = val_generate_seconds
         #: the ``{class_path, init_args}`` config this model was built from (set by the CLI / loaders)
         self.model_config: dict[str, Any] | None = None
 
@@ -95,8 +94,21 @@ class StyleMusicGen(GenerationMixin, L.LightningModule):
                 child.configure_model()
 
     def configure_optimizers(self) -> Any:
-        total = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 1
+        total = self.optim.total_steps
+        if total is None:
+            estimated = float(self.trainer.estimated_stepping_batches) if self._trainer is not None else 1.0
+            if not math.isfinite(estimated):
+                raise ValueError(
+                    "the learning-rate schedule needs a finite length: set trainer.max_steps, "
+                    "trainer.max_epochs or model.optim.total_steps (the run is unbounded)"
+                )
+            total = int(estimated)
         return build_optimizer(self, self.optim, total_steps=max(1, total))
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # DDP leaves buffers per rank: average the BatchNorm running statistics (the style conditioner's)
+        # so every rank holds the same model; SyncBatchNorm (GPU-only) layers are left alone.
+        average_batchnorm_stats_(self)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.model_config is not None:

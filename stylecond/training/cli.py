@@ -32,12 +32,16 @@ _CODEC_TO_DATA = {
 }
 
 
-def _codec_attr(name: str) -> Any:
-    def compute(model: L.LightningModule) -> Any:
-        codec = getattr(model, "codec", None)
-        return None if codec is None else getattr(codec, name)
+class _CodecAttr:
+    """Link compute function ``model -> model.codec.<name>`` (a class, not a closure: the parser that holds
+    it is pickled with the trainer's SaveConfigCallback under ``ddp_spawn``)."""
 
-    return compute
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, model: L.LightningModule) -> Any:
+        codec = getattr(model, "codec", None)
+        return None if codec is None else getattr(codec, self.name)
 
 
 def add_model_links(parser: ArgumentParser, model_key: str = "model") -> None:
@@ -56,7 +60,7 @@ class StyleCondCLI(LightningCLI):
         add_model_links(parser)
         for attr, target in _CODEC_TO_DATA.items():
             parser.link_arguments(
-                "model", f"data.init_args.{target}", _codec_attr(attr), apply_on="instantiate"
+                "model", f"data.init_args.{target}", _CodecAttr(attr), apply_on="instantiate"
             )
 
     def before_instantiate_classes(self) -> None:

@@ -157,3 +157,31 @@ def test_bad_inputs() -> None:
         lm.compute_loss(lm(codes), codes, loss_mask=torch.zeros(2, 5, dtype=torch.bool))
     with pytest.raises(ValueError, match="K=3"):
         _lm(pattern=DelayPattern(delays=[0, 1]))
+
+
+def test_decoding_fast_paths_match_reference() -> None:
+    """Unchecked ids, fused heads (rebuilt after an in-place weight update) and the skipped null prefix."""
+    lm = _lm()
+    b, t = 3, 4
+    prefix, _ = _conditions(b)  # row b - 1 is a null (all-masked) prefix: its prefix pass is skipped
+    seq, _ = lm.pattern.build(_codes(b, t), lm.special_id)
+    s = seq.shape[2]
+    state = lm.init_state(b, s, prefix=prefix, check_ids=False)
+    assert state.check_ids is False
+    assert bool((state.cache.keys[:, b - 1, :, : prefix.embeddings.shape[1]] == 0).all())
+    with pytest.raises(ValueError, match="tokens"):  # shapes are still checked
+        lm.step(seq[:, :2, :1], state)
+    full = lm.forward_sequence(seq, prefix=prefix)
+    for i in range(2):
+        torch.testing.assert_close(lm.step(seq[:, :, i : i + 1], state), full[:, :, i], atol=1e-5, rtol=0)
+    with torch.no_grad():  # an optimizer-like in-place update must invalidate the fused head weight
+        head = lm.heads[1]
+        assert isinstance(head, torch.nn.Linear)
+        head.weight.mul_(-2.0)
+    full = lm.forward_sequence(seq, prefix=prefix)
+    torch.testing.assert_close(lm.step(seq[:, :, 2:3], state), full[:, :, 2], atol=1e-5, rtol=0)
+    lm64 = lm.double()  # .to() drops the cache as well
+    state = lm64.init_state(b, s, prefix=prefix)
+    out = lm64.step(seq[:, :, :1], state)
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, lm64.forward_sequence(seq, prefix=prefix)[:, :, 0])

@@ -78,3 +78,22 @@ def test_cache_matches_full_and_overflows() -> None:
     assert cache.length == 7
     with pytest.raises(ValueError, match="max_len"):
         tr(x[:, :1], cache=cache)
+
+
+def test_prefill_rows_matches_full_prefill() -> None:
+    tr = _tiny()
+    x = torch.randn(3, 4, 16)
+    valid = torch.tensor([[True, False, True, True], [True] * 4, [False] * 4])
+    full = tr.allocate_cache(3, 6, device=x.device, dtype=x.dtype, key_valid=valid)
+    tr.prefill(x, full)
+    part = tr.allocate_cache(3, 6, device=x.device, dtype=x.dtype, key_valid=valid)
+    part.keys.fill_(float("nan"))  # stale memory must not leak into skipped rows
+    part.values.fill_(float("nan"))
+    tr.prefill(x, part, rows=torch.tensor([0, 1]))
+    assert part.length == full.length == 4
+    torch.testing.assert_close(part.keys[:, :2, :, :4], full.keys[:, :2, :, :4])
+    assert torch.equal(part.keys[:, 2, :, :4], torch.zeros_like(part.keys[:, 2, :, :4]))
+    nxt = torch.randn(3, 1, 16)
+    torch.testing.assert_close(tr(nxt, cache=part), tr(nxt, cache=full), atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="empty cache"):
+        tr.prefill(x, part)
