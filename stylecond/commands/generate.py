@@ -21,6 +21,7 @@ _FLAGS = {  # request field -> command-line flag (for error messages)
     "duration": "--duration",
     "seed": "--seed",
     "out": "--out",
+    "inverted": "--inverted",
 }
 
 
@@ -32,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--excerpt-length", type=float, default=None, help="Seconds of reference used.")
     parser.add_argument("--cfg", type=float, default=3.0, help="Guidance strength alpha.")
     parser.add_argument("--beta", type=float, default=5.0, help="Double-CFG beta (text push); 1 = plain CFG.")
+    parser.add_argument(
+        "--inverted", type=Path, default=None, help="Learned style from `stylecond invert` (safetensors)."
+    )
     parser.add_argument("--top-k", type=int, default=250)
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--duration", type=float, default=10.0, help="Seconds to generate.")
@@ -57,6 +61,7 @@ def _requests(args: argparse.Namespace) -> list[dict[str, Any]]:
         "duration": args.duration,
         "seed": args.seed,
         "out": args.out,
+        "inverted": args.inverted,
     }
     if args.requests is None:
         return [base]
@@ -88,8 +93,8 @@ def generate_one(model: Any, request: dict[str, Any], progress: Any = None) -> P
             style, style_sr = load_audio(str(request["style_audio"]))
         except AudioError as err:
             raise ValueError(f"--style-audio: {err}") from err
-    if request["text"] is None and style is None:
-        raise ValueError("give --text, --style-audio or both")
+    if request["text"] is None and style is None and request["inverted"] is None:
+        raise ValueError("give --text, --style-audio, --inverted or a combination")
     if style is not None and model.style_conditioner is not None:
         needed = float(request["excerpt_length"] or model.style_conditioner.excerpt_length)
         have = style.shape[-1] / float(style_sr or 1)
@@ -98,16 +103,31 @@ def generate_one(model: Any, request: dict[str, Any], progress: Any = None) -> P
                 f"--style-audio: {request['style_audio']} lasts {have:.2f} s, shorter than the "
                 f"{needed:.2f} s excerpt (--excerpt-length)"
             )
+    texts: list[str | None] | None = None if request["text"] is None else [request["text"]]
+    overrides = None
+    beta = request["cfg_coef_beta"]
+    if request["inverted"] is not None:
+        from stylecond.inversion.generate_hook import inverted_overrides
+
+        try:
+            texts, overrides = inverted_overrides(
+                model, request["inverted"], texts, style_given=style is not None
+            )
+        except (ValueError, FileNotFoundError) as err:
+            raise ValueError(f"--inverted: {err}") from err
+        if style is None:
+            beta = None  # only the learned text: plain CFG (a null style would scale guidance by alpha*beta)
     try:
         wav = model.generate(
-            texts=None if request["text"] is None else [request["text"]],
+            texts=texts,
+            condition_overrides=overrides,
             style_audio=None if style is None else style[None],
             style_sample_rate=style_sr,
             duration=request["duration"],
             eval_q=request["eval_q"],
             excerpt_length=request["excerpt_length"],
             cfg_coef=request["cfg_coef"],
-            cfg_coef_beta=request["cfg_coef_beta"],
+            cfg_coef_beta=beta,
             seed=request["seed"],
             progress=progress,
         )
