@@ -323,8 +323,9 @@ class MelCodec(AudioCodec):
         "mel_floor",
     )
 
-    def load_weights(self, directory: str | Path) -> MelCodec:
-        """Load fitted codebooks written by :meth:`save`; its settings must equal this codec's."""
+    @staticmethod
+    def _read_meta(directory: str | Path) -> tuple[Path, dict[str, Any]]:
+        """The weights path and the checked ``mel_codec.json`` of a directory written by :meth:`save`."""
         src = Path(directory)
         cfg_path, weights_path = src / _CONFIG_FILE, src / _WEIGHTS_FILE
         if not cfg_path.is_file() or not weights_path.is_file():
@@ -336,6 +337,12 @@ class MelCodec(AudioCodec):
             raise ValueError(
                 f"{cfg_path}: format_version must be {_FORMAT_VERSION}, got {meta.get('format_version')}"
             )
+        return weights_path, meta
+
+    def load_weights(self, directory: str | Path) -> MelCodec:
+        """Load fitted codebooks written by :meth:`save`; its settings must equal this codec's."""
+        weights_path, meta = self._read_meta(directory)
+        cfg_path = weights_path.with_name(_CONFIG_FILE)
         saved = meta.get("config", {})
         for key in self._STRUCTURAL:
             if saved.get(key) != self.config[key]:
@@ -352,17 +359,5 @@ class MelCodec(AudioCodec):
     @classmethod
     def load(cls, directory: str | Path) -> MelCodec:
         """Rebuild a codec written by :meth:`save`."""
-        src = Path(directory)
-        cfg_path, weights_path = src / _CONFIG_FILE, src / _WEIGHTS_FILE
-        if not cfg_path.is_file() or not weights_path.is_file():
-            raise FileNotFoundError(
-                f"MelCodec directory {str(src)!r} needs {_CONFIG_FILE} and {_WEIGHTS_FILE}"
-            )
-        meta = json.loads(cfg_path.read_text())
-        if meta.get("format_version") != _FORMAT_VERSION:
-            raise ValueError(
-                f"{cfg_path}: format_version must be {_FORMAT_VERSION}, got {meta.get('format_version')}"
-            )
-        codec = cls(**meta["config"])
-        codec.load_weights(src)
-        return codec
+        _, meta = cls._read_meta(directory)
+        return cls(**meta["config"]).load_weights(directory)

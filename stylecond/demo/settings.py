@@ -30,7 +30,8 @@ class DemoSettings:
         fit_overrides: extra LightningCLI arguments (``--trainer.max_steps 5``, ...).
         eval_qs: style codebooks used for the style-only rows.
         betas: double-CFG betas for the text+style rows.
-        text_style_eval_q: eval_q of the text+style rows.
+        text_style_eval_q: eval_q of the text+style rows (6: the strongest style, so beta has room to pull
+            toward the text; at 3 the text already dominates at beta 1 in this demo).
         duration: seconds generated per sample.
         excerpt_length: seconds of reference audio the style is taken from.
         cfg_coef: guidance strength alpha.
@@ -49,7 +50,7 @@ class DemoSettings:
     fit_overrides: tuple[str, ...] = ()
     eval_qs: tuple[int, ...] = (1, 3, 6)
     betas: tuple[float, ...] = (1.0, 5.0)
-    text_style_eval_q: int = 3
+    text_style_eval_q: int = 6
     duration: float = 3.0
     excerpt_length: float = 1.5
     cfg_coef: float = 3.0

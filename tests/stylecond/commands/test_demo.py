@@ -84,7 +84,7 @@ def test_quick_demo_end_to_end(tmp_path: Path) -> None:
     conditions = [tuple(c.strip() for c in line.strip("|").split("|")[:3]) for line in rows[1:]]
     expected = [("real references", "–", "–"), ("codec round trip", "–", "–")]
     expected += [("style", "1", "–"), ("style", "3", "–"), ("style", "6", "–"), ("text", "–", "–")]
-    expected += [("text+style", "3", "1"), ("text+style", "3", "5")]
+    expected += [("text+style", "6", "1"), ("text+style", "6", "5")]
     assert conditions[: len(expected)] == expected
 
     summary = json.loads((out / "summary.json").read_text())
