@@ -18,7 +18,7 @@ class HFAudioEncoderFeatures(AudioFeatureExtractor):
     The model is loaded lazily (first forward, :meth:`load`, or the owner's ``configure_model``) by hub
     name or local directory, never in the constructor, and is left out of checkpoints. The reference
     setting is MERT-v1-95M's last layer (768-d, 75 Hz, 24 kHz mono); MERT ships custom code, so it
-    needs ``trust_remote_code=True`` (off by default: only enable it for code you trust).
+    needs ``trust_remote_code`` switched on (off by default: only enable it for code you trust).
 
     Args:
         model_name_or_path: hub name or local directory of the encoder.
