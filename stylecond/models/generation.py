@@ -10,7 +10,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from stylecond.audio import resample
 from stylecond.conditioners.types import ConditionTensors
 from stylecond.generation.generate import generate_codes, generate_long
 from stylecond.generation.sampler import DoubleCFGSampler
@@ -177,8 +176,3 @@ class GenerationMixin:
             return self.codec.decode(codes)
         finally:
             self.train(was_training)  # type: ignore[attr-defined]
-
-
-def resample_to(wav: Tensor, sample_rate: int, target: int) -> Tensor:
-    """Resample ``wav [..., T]`` from ``sample_rate`` to ``target`` (no-op when equal)."""
-    return wav if sample_rate == target else resample(wav, sample_rate, target)

@@ -20,12 +20,21 @@ CONFIG_NAME = "config.yaml"
 WEIGHTS_NAME = "model.safetensors"
 
 
+def add_model_links(parser: ArgumentParser, model_key: str = "model") -> None:
+    """Link the values a StyleMusicGen config shares, once: ``lm.dim`` -> the conditioners' ``output_dim``,
+    the codec's ``num_codebooks`` / ``codebook_size`` -> the LM's (used by the CLI and by the loaders, so a
+    stored config without link targets rebuilds the same model)."""
+    m = f"{model_key}.init_args"
+    for cond in ("text_conditioner", "style_conditioner"):
+        parser.link_arguments(f"{m}.lm.init_args.dim", f"{m}.{cond}.init_args.output_dim")
+    parser.link_arguments(f"{m}.codec.init_args.num_codebooks", f"{m}.lm.init_args.num_codebooks")
+    parser.link_arguments(f"{m}.codec.init_args.codebook_size", f"{m}.lm.init_args.card")
+
+
 def instantiate_model(config: dict[str, Any]) -> LightningModule:
     """Instantiate a LightningModule from a ``{class_path, init_args}`` dict (no weights)."""
     if "class_path" not in config:
         raise ValueError(f"model config needs a 'class_path' key; got keys {sorted(config)}")
-    from stylecond.training.cli import add_model_links
-
     parser = ArgumentParser(exit_on_error=False)
     parser.add_subclass_arguments(LightningModule, "model", required=True)
     add_model_links(parser)

@@ -19,8 +19,9 @@ from typing import Any
 
 import lightning as L
 import yaml
-from jsonargparse import ArgumentParser
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from stylecond.models.pretrained import add_model_links
 
 #: codec attribute -> datamodule init arg
 _CODEC_TO_DATA = {
@@ -42,15 +43,6 @@ class _CodecAttr:
     def __call__(self, model: L.LightningModule) -> Any:
         codec = getattr(model, "codec", None)
         return None if codec is None else getattr(codec, self.name)
-
-
-def add_model_links(parser: ArgumentParser, model_key: str = "model") -> None:
-    """Link the shared values inside a StyleMusicGen config once (used by the CLI and the loaders)."""
-    m = f"{model_key}.init_args"
-    for cond in ("text_conditioner", "style_conditioner"):
-        parser.link_arguments(f"{m}.lm.init_args.dim", f"{m}.{cond}.init_args.output_dim")
-    parser.link_arguments(f"{m}.codec.init_args.num_codebooks", f"{m}.lm.init_args.num_codebooks")
-    parser.link_arguments(f"{m}.codec.init_args.codebook_size", f"{m}.lm.init_args.card")
 
 
 class StyleCondCLI(LightningCLI):
