@@ -213,6 +213,12 @@ class WebDatasetAudioDataModule(L.LightningDataModule):
         """Every test sample once, like validation."""
         return self._loader("test")
 
+    def predict_dataloader(self) -> EpochLoader | list[Any]:
+        """``stylecond predict`` reads the test shards: every sample once, deterministic crops."""
+        if self.shards["test"] is None:
+            raise ValueError("test_shards is not set: predict reads the test shards")
+        return self._loader("test")
+
     # ------------------------------------------------------------------ skips
     def skip_counts(self, split: str | None = None) -> dict[str, int]:
         """Skipped samples by reason in this process (all workers), for one split or summed over splits."""

@@ -241,3 +241,20 @@ class StyleMusicGen(GenerationMixin, L.LightningModule):
 
     def test_step(self, batch: Any, batch_idx: int) -> Tensor:
         return self.shared_step(batch, stage="test")
+
+    def predict_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:
+        """Generate, per sample, from its text and an excerpt of its audio, as long as the segment.
+
+        Returns ``{"keys": [B], "wav": [B, C, T]}`` at ``codec.sample_rate`` (write them with a
+        ``BasePredictionWriter`` callback, or read ``trainer.predict(...)``'s return value).
+        """
+        if batch.audio is None:
+            raise ValueError("predict needs audio in the batch (decode_audio=true) for the style excerpt")
+        seconds = batch.audio.shape[-1] / float(batch.sample_rate)
+        wav = self.generate(
+            texts=list(batch.texts) if self.text_conditioner is not None else None,
+            style_audio=batch.audio if self.style_conditioner is not None else None,
+            style_sample_rate=batch.sample_rate,
+            duration=seconds,
+        )
+        return {"keys": list(batch.keys), "wav": wav}

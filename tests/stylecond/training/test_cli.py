@@ -152,3 +152,23 @@ def test_fit_export_from_pretrained_generate(
     wav, sr = sf.read(out, dtype="float32", always_2d=True)
     assert sr == 16000 and wav.shape[0] == pytest.approx(8000, abs=400)
     assert bool(torch.isfinite(torch.from_numpy(wav)).all()) and float(abs(wav).max()) > 0
+
+
+@pytest.mark.slow
+def test_validate_test_and_predict_subcommands(clis: list[Any], debug_args: Callable[..., list[str]]) -> None:
+    shards = [a for a in debug_args() if "shard-000002" in a][0]
+    _run(["validate", *debug_args("--trainer.logger", "false")])
+    assert math.isfinite(float(clis[-1].trainer.callback_metrics["val/loss"]))
+    _run(["test", *debug_args("--trainer.logger", "false", "--data.init_args.test_shards", shards)])
+    assert math.isfinite(float(clis[-1].trainer.callback_metrics["test/loss"]))
+    _run(
+        [
+            "predict",
+            *debug_args("--trainer.logger", "false", "--data.init_args.test_shards", shards),
+            "--trainer.limit_predict_batches",
+            "1",
+        ]
+    )
+    predictions = clis[-1].trainer.predict_loop.predictions
+    assert predictions and predictions[0]["wav"].dim() == 3
+    assert len(predictions[0]["keys"]) == predictions[0]["wav"].shape[0]
