@@ -5,8 +5,7 @@ Library entry point: :func:`stylecond.evaluation.runner.evaluate`; command: ``st
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from stylecond.utils.lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "evaluate": "stylecond.evaluation.runner",
@@ -26,9 +25,4 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = list(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'stylecond.evaluation' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
