@@ -30,6 +30,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from datamodules.synth import STYLES, SynthStyles  # noqa: E402
+from stylecond.generation.settings import SamplingSettings  # noqa: E402
 from stylecond.inversion.generate_hook import inverted_overrides  # noqa: E402
 from stylecond.inversion.module import DEFAULT_STEPS, TextualInversionModule  # noqa: E402
 from stylecond.metrics.style_classifier import NearestCentroidStyleClassifier  # noqa: E402
@@ -101,7 +102,7 @@ def measure_adherence(model: Any, args: argparse.Namespace, out_dir: Path) -> di
         ti.fit([ref], steps=args.steps)
         path = ti.save(out_dir / f"{style}.safetensors")
         rows, overrides = inverted_overrides(model, path, None)
-        common = dict(duration=args.duration, seed=i, cfg_coef_beta=None)
+        common = dict(duration=args.duration, seed=i, sampling=SamplingSettings(cfg_coef_beta=None))
         for j in range(args.generations):
             wav_ti = model.generate(
                 texts=rows, condition_overrides=overrides, **{**common, "seed": 100 * i + j}

@@ -41,6 +41,7 @@ from torch import nn  # noqa: E402
 from stylecond.conditioners.types import ConditionTensors  # noqa: E402
 from stylecond.generation.generate import generate_codes  # noqa: E402
 from stylecond.generation.sampler import DoubleCFGSampler  # noqa: E402
+from stylecond.generation.settings import SamplingSettings  # noqa: E402
 from stylecond.lm.music_lm import MusicLM  # noqa: E402
 from stylecond.lm.presets import PRESETS  # noqa: E402
 from stylecond.lm.quantize import quantize_int8  # noqa: E402
@@ -204,7 +205,7 @@ def ours_runner(lm: MusicLM, steps: int, batch: int) -> Runner:
             torch.ones(batch, STYLE_TOKENS, dtype=torch.bool),
         ),
     }
-    sampler = DoubleCFGSampler(cfg_coef=3.0, cfg_coef_beta=5.0, top_k=250)
+    sampler = DoubleCFGSampler(SamplingSettings())  # alpha 3, beta 5, top-k 250
     # S - 1 = T + K - 1 decoding steps for T frames (delay pattern)
     frames = steps - NUM_CODEBOOKS + 1
 

@@ -28,6 +28,7 @@ _EXPORTS: dict[str, str] = {
     "MiniLMTextConditioner": "stylecond.conditioners.minilm",
     "FusedConditions": "stylecond.conditioners.fuser",
     "DoubleCFGSampler": "stylecond.generation.sampler",
+    "SamplingSettings": "stylecond.generation.settings",
     "double_cfg": "stylecond.generation.cfg",
     "cfg": "stylecond.generation.cfg",
     "TextualInversionModule": "stylecond.inversion.module",

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from stylecond.commands.sampling_flags import add_sampling_arguments, sampling_from_args
+
 __all__ = ["add_arguments", "load_model", "run"]
 
 T = TypeVar("T")
@@ -23,7 +25,7 @@ T = TypeVar("T")
 _FLAGS = {
     "eval_q": "--eval-q", "beta": "--beta", "conditions": "--conditions", "duration": "--duration",
     "excerpt": "--excerpt-length", "chunk_seconds": "--chunk-seconds", "batch_size": "--batch-size",
-    "knn_k": "--knn-k", "top_k": "--top-k", "temperature": "--temperature", "cfg_coef": "--cfg",
+    "knn_k": "--knn-k", "top_k": "--top-k", "top_p": "--top-p", "temperature": "--temperature", "cfg_coef": "--cfg",
     "text_pairing": "--text-pairing", "embedder": "--embedder", "classifier": "--kl-classifier",
 }  # fmt: skip
 
@@ -77,9 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add(
         "--max-seconds", type=float, default=30.0, help="reference tracks are cut to this length (default 30)"
     )
-    add("--cfg", type=float, default=3.0, help="guidance strength alpha (default 3)")
-    add("--top-k", type=int, default=250)
-    add("--temperature", type=float, default=1.0)
+    add_sampling_arguments(parser, beta=False)  # --cfg, --top-k, --top-p, --temperature
     add("--seed", type=int, default=0)
     add("--batch-size", type=int, default=8, help="samples generated together (default 8)")
     add("--knn-k", type=int, default=5, help="nearest tracks compared by the KNN metrics (default 5)")
@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
 
             report = evaluate(
                 model, references, settings, embedder, duration=args.duration, excerpt_seconds=args.excerpt_length,
-                cfg_coef=args.cfg, top_k=args.top_k, temperature=args.temperature, seed=args.seed,
+                sampling=sampling_from_args(args, beta=False), seed=args.seed,
                 batch_size=args.batch_size, knn_k=args.knn_k, chunk_seconds=args.chunk_seconds,
                 text_pairing=args.text_pairing, clap=clap, kl_classifier=kl_classifier,
                 audio_dir=args.out / "audio" if args.save_audio else None, progress=on_batch, step_progress=on_step,

@@ -10,14 +10,15 @@ from typing import Any
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from stylecond.audio import AudioError, load_audio, save_audio
+from stylecond.commands.sampling_flags import FLAGS as SAMPLING_FLAGS
+from stylecond.commands.sampling_flags import add_sampling_arguments, settings_or_flag_error
 
 _FLAGS = {  # request field -> command-line flag (for error messages)
     "text": "--text",
     "style_audio": "--style-audio",
     "eval_q": "--eval-q",
     "excerpt_length": "--excerpt-length",
-    "cfg_coef": "--cfg",
-    "cfg_coef_beta": "--beta",
+    **SAMPLING_FLAGS,
     "duration": "--duration",
     "seed": "--seed",
     "out": "--out",
@@ -31,13 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--style-audio", type=Path, default=None, help="Reference audio file.")
     parser.add_argument("--eval-q", type=int, default=None, help="Style codebooks 1..Q (fewer = looser).")
     parser.add_argument("--excerpt-length", type=float, default=None, help="Seconds of reference used.")
-    parser.add_argument("--cfg", type=float, default=3.0, help="Guidance strength alpha.")
-    parser.add_argument("--beta", type=float, default=5.0, help="Double-CFG beta (text push); 1 = plain CFG.")
+    add_sampling_arguments(parser)
     parser.add_argument(
         "--inverted", type=Path, default=None, help="Learned style from `stylecond invert` (safetensors)."
     )
-    parser.add_argument("--top-k", type=int, default=250)
-    parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--duration", type=float, default=10.0, help="Seconds to generate.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("out.wav"), help="Output WAV/FLAC path.")
@@ -46,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         help="Batch mode: a jsonl file, one request per line with fields text, style_audio, out and any of "
-        "eval_q, excerpt_length, cfg_coef, cfg_coef_beta, duration, seed.",
+        "eval_q, excerpt_length, cfg_coef, cfg_coef_beta, top_k, top_p, temperature, duration, seed.",
     )
 
 
@@ -58,6 +56,9 @@ def _requests(args: argparse.Namespace) -> list[dict[str, Any]]:
         "excerpt_length": args.excerpt_length,
         "cfg_coef": args.cfg,
         "cfg_coef_beta": args.beta,
+        "top_k": args.top_k,
+        "top_p": args.top_p,
+        "temperature": args.temperature,
         "duration": args.duration,
         "seed": args.seed,
         "out": args.out,
@@ -105,7 +106,7 @@ def generate_one(model: Any, request: dict[str, Any], progress: Any = None) -> P
             )
     texts: list[str | None] | None = None if request["text"] is None else [request["text"]]
     overrides = None
-    beta = request["cfg_coef_beta"]
+    sampling = settings_or_flag_error({field: request[field] for field in SAMPLING_FLAGS})
     if request["inverted"] is not None:
         from stylecond.inversion.generate_hook import inverted_overrides
 
@@ -115,8 +116,10 @@ def generate_one(model: Any, request: dict[str, Any], progress: Any = None) -> P
             )
         except (ValueError, FileNotFoundError) as err:
             raise ValueError(f"--inverted: {err}") from err
-        if style is None:
-            beta = None  # only the learned text: plain CFG (a null style would scale guidance by alpha*beta)
+        if (
+            style is None
+        ):  # only the learned text: plain CFG (a null style would scale guidance by alpha*beta)
+            sampling = sampling.replace(cfg_coef_beta=None)
     try:
         wav = model.generate(
             texts=texts,
@@ -126,8 +129,7 @@ def generate_one(model: Any, request: dict[str, Any], progress: Any = None) -> P
             duration=request["duration"],
             eval_q=request["eval_q"],
             excerpt_length=request["excerpt_length"],
-            cfg_coef=request["cfg_coef"],
-            cfg_coef_beta=beta,
+            sampling=sampling,
             seed=request["seed"],
             progress=progress,
         )

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from stylecond.conditioners.types import ConditionTensors
 
@@ -49,7 +49,8 @@ def concat_tokens(items: Sequence[ConditionTensors]) -> ConditionTensors:
 
 
 def stack_conditions(sets: Sequence[Mapping[str, ConditionTensors]]) -> dict[str, ConditionTensors]:
-    """Concatenate several condition sets along the batch axis (e.g. full / style-only / null for CFG).
+    """Concatenate several condition sets along the batch axis (e.g. the full / style-only / null
+    guidance branches of :class:`~stylecond.generation.sampler.DoubleCFGSampler`).
 
     Every set must hold the same names; shorter token sequences are right-padded (mask False).
     """
@@ -67,20 +68,33 @@ def stack_conditions(sets: Sequence[Mapping[str, ConditionTensors]]) -> dict[str
     return out
 
 
+#: default prefix order: style tokens, then text tokens (then the audio tokens, in the LM)
+DEFAULT_PREFIX: tuple[str, ...] = ("style", "text")
+
+
+def null_token(batch_size: int, like: ConditionTensors | Tensor, dim: int | None = None) -> ConditionTensors:
+    """An absent condition: one all-zero token with a False mask, ``[B, 1, D]`` (D from ``like``)."""
+    ref = like.embeddings if isinstance(like, ConditionTensors) else like
+    emb = ref.new_zeros(batch_size, 1, dim if dim is not None else ref.shape[-1])
+    return ConditionTensors(emb, torch.zeros(batch_size, 1, dtype=torch.bool, device=emb.device))
+
+
 class ConditionFuser(nn.Module):
     """Routes named conditions (e.g. ``"style"``, ``"text"``) to the LM's prefix or cross-attention input.
 
-    Conditions listed in ``prefix`` are concatenated along the token axis in that order (style tokens,
-    then text tokens, then the audio tokens follow in the LM); those in ``cross`` are concatenated into
-    the cross-attention memory. All conditions must share the batch size, and those fused together
-    their embedding width. Every given condition must be routed somewhere.
+    The one place where conditions become what the LM consumes. Conditions listed in ``prefix`` are
+    concatenated along the token axis in that order (style tokens, then text tokens, then the audio
+    tokens follow in the LM); those in ``cross`` are concatenated into the cross-attention memory. All
+    conditions must share the batch size, and those fused together their embedding width. Every given
+    condition must be routed somewhere. With ``fill_absent=True`` (generation), a routed name that is not
+    given becomes one null token (zero embedding, False mask).
 
     Args:
         prefix: Names of the conditions prepended to the audio tokens, in order.
         cross: Names of the conditions the LM cross-attends to, in order.
     """
 
-    def __init__(self, *, prefix: Sequence[str] = ("style", "text"), cross: Sequence[str] = ()) -> None:
+    def __init__(self, *, prefix: Sequence[str] = DEFAULT_PREFIX, cross: Sequence[str] = ()) -> None:
         super().__init__()
         if isinstance(prefix, str) or isinstance(cross, str):
             raise ValueError("prefix and cross must be sequences of condition names, not a single string")
@@ -95,12 +109,34 @@ class ConditionFuser(nn.Module):
         if not every:
             raise ValueError("ConditionFuser needs at least one condition name in prefix or cross")
 
+    @classmethod
+    def all_prefix(cls, names: Sequence[str]) -> ConditionFuser:
+        """A fuser putting every one of ``names`` in the prefix: style, text, then the others sorted."""
+        order = [n for n in DEFAULT_PREFIX if n in names] + sorted(
+            n for n in names if n not in DEFAULT_PREFIX
+        )
+        return cls(prefix=order)
+
     @property
     def names(self) -> tuple[str, ...]:
         return self.prefix + self.cross
 
     def extra_repr(self) -> str:
         return f"prefix={self.prefix}, cross={self.cross}"
+
+    def complete(
+        self, conditions: Mapping[str, ConditionTensors], *, dim: int | None = None
+    ) -> dict[str, ConditionTensors]:
+        """``conditions`` plus one null token for every routed name they lack (width ``dim``, default:
+        that of the first condition given)."""
+        out = dict(conditions)
+        if not out:
+            raise ValueError("at least one condition is needed to fill the absent ones")
+        first = next(iter(out.values()))
+        for name in self.names:
+            if name not in out:
+                out[name] = null_token(first.batch_size, first, dim)
+        return out
 
     def _gather(
         self, names: tuple[str, ...], conditions: Mapping[str, ConditionTensors]
@@ -113,8 +149,12 @@ class ConditionFuser(nn.Module):
             raise ValueError(f"conditions fused together need the same embedding width; got {widths}")
         return concat_tokens(items)
 
-    def forward(self, conditions: Mapping[str, ConditionTensors]) -> FusedConditions:
+    def forward(
+        self, conditions: Mapping[str, ConditionTensors], *, fill_absent: bool = False
+    ) -> FusedConditions:
         """Fuse ``conditions`` (name -> ``ConditionTensors [B, S_name, D]``) into prefix and cross inputs."""
+        if fill_absent and conditions:
+            conditions = self.complete(conditions)
         for name in self.names:
             if name not in conditions:
                 raise ValueError(

@@ -13,8 +13,11 @@ from torch import Tensor, nn
 from stylecond.audio import resample
 from stylecond.conditioners.types import ConditionTensors
 from stylecond.features.base import AudioFeatureExtractor
-from stylecond.quantization.child_log import log_child_metrics
 from stylecond.quantization.rvq_bottleneck import RVQBottleneck, RVQOutput
+from stylecond.utils.positions import sinusoidal_embedding
+
+#: where an inference excerpt starts: "middle", "random" or a time in seconds (clipped to fit)
+ExcerptStart = Literal["middle", "random"] | float
 
 
 @dataclass
@@ -26,11 +29,13 @@ class StyleOutput:
         excerpt_span: ``[B, 2]`` (start, end) in seconds of each excerpt within ``wav``, or None when the
             excerpt came from a separate ``style_wav`` (then nothing needs masking).
         rvq: bottleneck output at feature rate (before downsampling).
+        excerpt_seconds: ``[B]`` length of each excerpt in seconds.
     """
 
     condition: ConditionTensors
     excerpt_span: Tensor | None
     rvq: RVQOutput
+    excerpt_seconds: Tensor
 
 
 def excerpt_frame_mask(span: Tensor, num_frames: int, frame_rate: float) -> Tensor:
@@ -45,17 +50,6 @@ def excerpt_frame_mask(span: Tensor, num_frames: int, frame_rate: float) -> Tens
     last = torch.ceil(span[:, 1:2].double() * frame_rate - eps)
     f = torch.arange(num_frames, device=span.device, dtype=torch.float64)[None]
     return (f >= first) & (f < last)
-
-
-def sinusoidal_positions(length: int, dim: int, *, device: torch.device | None = None) -> Tensor:
-    """Standard sine/cosine position embeddings ``[length, dim]``."""
-    half = dim // 2
-    freqs = torch.exp(
-        -math.log(10000.0) * torch.arange(half, device=device, dtype=torch.float32) / max(half, 1)
-    )
-    ang = torch.arange(length, device=device, dtype=torch.float32)[:, None] * freqs[None]
-    emb = torch.cat([torch.cos(ang), torch.sin(ang)], dim=-1)
-    return nn.functional.pad(emb, (0, dim - 2 * half))
 
 
 class StyleConditioner(L.LightningModule):
@@ -163,7 +157,7 @@ class StyleConditioner(L.LightningModule):
     # ---------------------------------------------------------------- properties
     @property
     def eval_q(self) -> int:
-        """Codebooks used at inference (delegates to the bottleneck)."""
+        """Default codebooks used at inference (the bottleneck's); ``forward(n_q=...)`` overrides it per call."""
         return self.rvq.eval_q
 
     @eval_q.setter
@@ -187,13 +181,19 @@ class StyleConditioner(L.LightningModule):
         return ConditionTensors(emb, torch.zeros(batch_size, n, dtype=torch.bool, device=emb.device))
 
     def configure_model(self) -> None:
-        """Load a lazily loaded extractor and set up cross-rank codebook sync (call from a parent too)."""
+        """Load a lazily loaded extractor (call from a parent's ``configure_model`` too)."""
         self.extractor.load()
-        self.rvq.configure_model()
+
+    def health_metrics(self, out: StyleOutput) -> dict[str, Tensor]:
+        """The bottleneck's usage, perplexity and dead codes (``style/rvq/...``) and
+        ``style/excerpt_seconds`` for a training forward's output: the owning module logs them."""
+        metrics = self.rvq.health_metrics(out.rvq)
+        metrics["style/excerpt_seconds"] = out.excerpt_seconds.float().mean()
+        return metrics
 
     # ---------------------------------------------------------------- excerpt selection
     @staticmethod
-    def _check_audio(wav: Tensor, name: str, sample_rate: int, min_seconds: float) -> None:
+    def _check_audio(wav: Tensor, name: str, sample_rate: int, min_seconds: float, shortest: int) -> None:
         if wav.dim() != 3 or not wav.is_floating_point():
             raise ValueError(
                 f"{name} must be a float tensor [B, C, T]; got shape {tuple(wav.shape)} {wav.dtype}"
@@ -201,32 +201,52 @@ class StyleConditioner(L.LightningModule):
         if not bool(torch.isfinite(wav).all()):
             raise ValueError(f"{name} contains NaN or infinite samples; every sample must be finite")
         need = math.ceil(min_seconds * sample_rate - 1e-6)
-        if wav.shape[-1] < need:
+        if shortest < need:
             raise ValueError(
-                f"{name} is {wav.shape[-1] / sample_rate:.3f} s long ({wav.shape[-1]} samples at {sample_rate} Hz); "
+                f"{name} is {shortest / sample_rate:.3f} s long ({shortest} samples at {sample_rate} Hz); "
                 f"the style excerpt needs at least {min_seconds:g} s ({need} samples)"
             )
 
     def _draw_spans(
-        self, batch: int, total: int, sample_rate: int, device: torch.device
+        self,
+        totals: Tensor,
+        sample_rate: int,
+        *,
+        excerpt_length: float,
+        excerpt_start: ExcerptStart,
+        generator: torch.Generator | None,
     ) -> tuple[Tensor, Tensor]:
-        """Excerpt start and length in samples, ``[B]`` each (training: random; eval: fixed length)."""
+        """Excerpt start and length in samples, ``[B]`` each, within each row's ``totals [B]`` samples.
+
+        Training: length uniform in ``[excerpt_min, excerpt_max]`` s at a uniform start. Eval:
+        ``excerpt_length`` s at ``excerpt_start``. Draws use ``generator`` (CPU; default: the global RNG).
+        """
+        totals = totals.cpu().long()
+        batch = totals.shape[0]
         if self.training:
-            hi = min(self.excerpt_max, total / sample_rate)
-            seconds = self.excerpt_min + torch.rand(batch) * max(hi - self.excerpt_min, 0.0)
-            length = (seconds * sample_rate).round().long().clamp(1, total)
-            start = (torch.rand(batch) * (total - length + 1).float()).long().clamp(max=total - length)
+            hi = (totals.double() / sample_rate).clamp(max=self.excerpt_max)
+            u = torch.rand(batch, generator=generator, dtype=torch.float64)
+            seconds = self.excerpt_min + u * (hi - self.excerpt_min).clamp_min(0.0)
+            length = torch.minimum((seconds * sample_rate).round().long().clamp_min(1), totals)
+            v = torch.rand(batch, generator=generator, dtype=torch.float64)
+            start = torch.minimum((v * (totals - length + 1).double()).long(), totals - length)
+            return start, length
+        length = torch.minimum(torch.full_like(totals, round(excerpt_length * sample_rate)), totals)
+        room = totals - length
+        if excerpt_start == "middle":
+            start = room // 2
+        elif excerpt_start == "random":
+            start = (torch.rand(batch, generator=generator, dtype=torch.float64) * (room + 1).double()).long()
+            start = torch.minimum(start, room)
+        elif isinstance(excerpt_start, (int, float)) and not isinstance(excerpt_start, bool):
+            start = torch.minimum(torch.full_like(totals, max(0, round(excerpt_start * sample_rate))), room)
         else:
-            n = min(round(self.excerpt_length * sample_rate), total)
-            length = torch.full((batch,), n, dtype=torch.long)
-            if self.excerpt_start == "middle":
-                start = torch.full((batch,), (total - n) // 2, dtype=torch.long)
-            else:
-                start = torch.randint(0, total - n + 1, (batch,))
-        return start.to(device), length.to(device)
+            raise ValueError(f"excerpt_start must be 'middle', 'random' or seconds; got {excerpt_start!r}")
+        return start, length
 
     def _crop(self, wav: Tensor, start: Tensor, length: Tensor) -> Tensor:
         """``wav [B, C, T]`` -> excerpts padded with zeros to the longest, ``[B, C, max(length)]``."""
+        start, length = start.to(wav.device), length.to(wav.device)
         n = int(length.max())
         idx = start[:, None] + torch.arange(n, device=wav.device)[None]  # [B, n]
         valid = torch.arange(n, device=wav.device)[None] < length[:, None]
@@ -241,23 +261,55 @@ class StyleConditioner(L.LightningModule):
         *,
         sample_rate: int,
         style_wav: Tensor | None = None,
+        lengths: Tensor | None = None,
         keep: Tensor | None = None,
+        n_q: int | None = None,
+        excerpt_length: float | None = None,
+        excerpt_start: ExcerptStart | None = None,
+        generator: torch.Generator | None = None,
     ) -> StyleOutput:
         """Style tokens for ``wav [B, C, T]`` at ``sample_rate`` (or for ``style_wav [B, C, Ts]`` if given).
 
-        ``keep [B]`` (bool) nulls the style of samples where it is False (zero embeddings, empty mask).
+        Args:
+            wav: audio the excerpt is drawn from (in training: the target itself).
+            sample_rate: rate of ``wav`` / ``style_wav``.
+            style_wav: a separate reference to draw the excerpt from instead (span is then None).
+            lengths: ``[B]`` valid samples of each row (the rest is padding; default: all).
+            keep: ``[B]`` bool; False nulls that row's style (zero embeddings, empty mask).
+            n_q: codebooks used (default: drawn in training, ``eval_q`` at inference).
+            excerpt_length: inference excerpt length in seconds (default: the constructor's).
+            excerpt_start: inference excerpt position, "middle", "random" or seconds (default: the
+                constructor's).
+            generator: CPU random generator of the excerpt draws (default: the global RNG).
         """
         name, source = ("style_wav", style_wav) if style_wav is not None else ("wav", wav)
         if wav.dim() != 3:
             raise ValueError(f"wav must be [B, C, T]; got shape {tuple(wav.shape)}")
-        min_s = self.excerpt_min if self.training else self.excerpt_length
-        self._check_audio(source, name, sample_rate, min_s)
         if source.shape[0] != wav.shape[0]:
             raise ValueError(f"style_wav batch {source.shape[0]} differs from wav batch {wav.shape[0]}")
         batch = source.shape[0]
+        if lengths is None:
+            totals = torch.full((batch,), source.shape[-1], dtype=torch.long)
+        elif tuple(lengths.shape) != (batch,) or int(lengths.max()) > source.shape[-1]:
+            raise ValueError(f"lengths must be [B] = [{batch}] samples <= {source.shape[-1]}; got {lengths}")
+        else:
+            totals = lengths.cpu().long()
+        length_s = float(excerpt_length) if excerpt_length is not None else self.excerpt_length
+        if not length_s > 0:
+            raise ValueError(f"excerpt_length must be > 0 seconds; got {excerpt_length!r}")
+        min_s = self.excerpt_min if self.training else length_s
+        self._check_audio(source, name, sample_rate, min_s, int(totals.min()) if batch else 0)
         if keep is not None and keep.shape != (batch,):
             raise ValueError(f"keep must be a bool tensor [B] = [{batch}]; got {tuple(keep.shape)}")
-        start, length = self._draw_spans(batch, source.shape[-1], sample_rate, source.device)
+        if n_q is not None:
+            self.rvq.check_n_q(n_q, "n_q")
+        start, length = self._draw_spans(
+            totals,
+            sample_rate,
+            excerpt_length=length_s,
+            excerpt_start=excerpt_start if excerpt_start is not None else self.excerpt_start,
+            generator=generator,
+        )
         excerpt = self._crop(source, start, length)
         ext_sr, ext_len = self.extractor.sample_rate, length
         if sample_rate != ext_sr:
@@ -269,7 +321,7 @@ class StyleConditioner(L.LightningModule):
         )
         frames = torch.arange(feats.shape[1], device=feats.device)
         valid = frames[None] < num_f.clamp(1, feats.shape[1])[:, None]  # [B, F]
-        rvq_out = self._encode(feats, valid)
+        rvq_out = self._encode(feats, valid, n_q)
         tokens = rvq_out.quantized[:, :: self.ds_factor]
         mask = valid[:, :: self.ds_factor]
         emb = self.output_proj(tokens) * mask[..., None].to(tokens.dtype)
@@ -279,18 +331,18 @@ class StyleConditioner(L.LightningModule):
         span = None
         if style_wav is None:
             span = (torch.stack([start, start + length], dim=-1).double() / sample_rate).float()
-        if self.training and self._trainer is not None:
-            seconds = float(length.double().mean()) / sample_rate
-            log_child_metrics(self, {"style/excerpt_seconds": seconds}, batch_size=batch)
-        return StyleOutput(condition=cond, excerpt_span=span, rvq=rvq_out)
+            span = span.to(wav.device)
+        seconds = (length.double() / sample_rate).float().to(wav.device)
+        return StyleOutput(condition=cond, excerpt_span=span, rvq=rvq_out, excerpt_seconds=seconds)
 
-    def _encode(self, feats: Tensor, valid: Tensor) -> RVQOutput:
+    def _encode(self, feats: Tensor, valid: Tensor, n_q: int | None) -> RVQOutput:
         """``feats [B, F, De]`` with ``valid [B, F]`` -> bottleneck output ``[B, F, dim]``."""
         x = self.input_proj(feats)
         if self.use_positions:
-            x = x + sinusoidal_positions(x.shape[1], x.shape[2], device=x.device).to(x.dtype)[None]
+            pos = torch.arange(x.shape[1], device=x.device)
+            x = x + sinusoidal_embedding(pos, x.shape[2], spacing="transformer").to(x.dtype)[None]
         x = self.encoder(x, src_key_padding_mask=~valid)
         x = self.final_norm(x)
         normed = torch.zeros_like(x)
         normed[valid] = self.batch_norm(x[valid])  # statistics over valid frames only
-        return self.rvq(normed, mask=valid)
+        return self.rvq(normed, mask=valid, n_q=n_q)

@@ -107,9 +107,7 @@ def stage_generate(state: DemoState) -> None:
                     duration=s.duration,
                     eval_q=cell.eval_q,
                     excerpt_length=s.excerpt_length,
-                    cfg_coef=s.cfg_coef,
-                    cfg_coef_beta=cell.beta,
-                    top_k=s.top_k,
+                    sampling=s.sampling.replace(cfg_coef_beta=cell.beta),
                     seed=s.seed + k,
                     progress=tick,
                 )

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from stylecond.generation.settings import SamplingSettings
+
 #: Styles of the full demo: six of the ten ``SynthStyles`` that differ most (timbre, tempo, register, drums).
 DEMO_STYLES: tuple[str, ...] = ("chiptune", "ambient", "techno", "rock", "strings", "folk")
 
@@ -34,8 +36,7 @@ class DemoSettings:
             toward the text; at 3 the text already dominates at beta 1 in this demo).
         duration: seconds generated per sample.
         excerpt_length: seconds of reference audio the style is taken from.
-        cfg_coef: guidance strength alpha.
-        top_k: sampling top-k.
+        sampling: guidance and sampling (alpha 3, top-k 50; each cell sets its beta).
         seed: base seed of data, training and sampling.
     """
 
@@ -53,8 +54,7 @@ class DemoSettings:
     text_style_eval_q: int = 6
     duration: float = 3.0
     excerpt_length: float = 1.5
-    cfg_coef: float = 3.0
-    top_k: int = 50
+    sampling: SamplingSettings = SamplingSettings(top_k=50)
     seed: int = 0
 
     def with_seed(self, seed: int) -> DemoSettings:
@@ -94,5 +94,5 @@ QUICK = DemoSettings(
     ),
     duration=0.5,
     excerpt_length=0.5,
-    top_k=8,
+    sampling=SamplingSettings(top_k=8),
 )

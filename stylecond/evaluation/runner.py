@@ -29,6 +29,7 @@ from stylecond.evaluation.classifiers import AudioClassifier
 from stylecond.evaluation.references import ReferenceSet
 from stylecond.evaluation.report import EvaluationReport, MetricValue, SettingResult
 from stylecond.evaluation.settings import Setting
+from stylecond.generation.settings import SamplingSettings
 from stylecond.metrics.clap_score import CLAPScore
 from stylecond.metrics.embedders.base import AudioEmbedder
 from stylecond.metrics.fad import FrechetAudioDistance
@@ -122,7 +123,7 @@ def _fit_classifier(
 
 def _generate(
     model: GenerativeModel, refs: ReferenceSet, setting: Setting, text_index: list[int], *, batch_size: int,
-    excerpt_seconds: float, gen_kwargs: dict[str, Any], seed: int, progress: Callable[[], None],
+    excerpt_seconds: float, duration: float, sampling: SamplingSettings, seed: int, progress: Callable[[], None],
     step_progress: StepProgress | None,
 ) -> list[Tensor]:  # fmt: skip
     out_sr = int(model.codec.sample_rate)
@@ -139,7 +140,8 @@ def _generate(
             wav = model.generate(
                 texts=texts, style_audio=style, style_sample_rate=refs.sample_rate if style is not None else None,
                 eval_q=setting.eval_q, excerpt_length=excerpt_seconds if style is not None else None,
-                cfg_coef_beta=setting.beta, seed=seed + b, progress=step_progress, **gen_kwargs,
+                seed=seed + b, progress=step_progress, duration=duration,
+                sampling=sampling.replace(cfg_coef_beta=setting.beta),
             )  # fmt: skip
         except ValueError as err:
             raise ValueError(f"setting {setting.label}: {err}") from err
@@ -161,9 +163,7 @@ def evaluate(
     *,
     duration: float = 10.0,
     excerpt_seconds: float = 3.0,
-    cfg_coef: float = 3.0,
-    top_k: int = 250,
-    temperature: float = 1.0,
+    sampling: SamplingSettings | None = None,
     seed: int = 0,
     batch_size: int = 8,
     knn_k: int = 5,
@@ -184,7 +184,8 @@ def evaluate(
         settings: generation settings (see :func:`~stylecond.evaluation.settings.make_settings`).
         embedder: embedding model of FAD and the KNN metrics.
         duration: seconds generated per clip; excerpt_seconds: style excerpt length.
-        cfg_coef / top_k / temperature: guidance strength and sampling; seed: batch ``b`` uses ``seed + b``.
+        sampling: guidance and sampling (each setting's beta replaces ``cfg_coef_beta``); seed: batch ``b``
+            uses ``seed + b``.
         batch_size: references generated together.
         knn_k: nearest tracks compared (capped at the number of reference tracks).
         chunk_seconds: FAD and KNN embed chunks of this length.
@@ -223,7 +224,7 @@ def evaluate(
         notes.append(f"k={k} equals the number of reference tracks: KNN_common is 1 by construction")
     n_batches = -(-len(refs) // batch_size)
     total, done = n_batches * len(settings), 0
-    gen_kwargs = {"duration": duration, "cfg_coef": cfg_coef, "top_k": top_k, "temperature": temperature}
+    sampling = sampling or SamplingSettings()
     results: list[SettingResult] = []
     for setting in settings:
 
@@ -236,7 +237,7 @@ def evaluate(
         if progress is not None:
             progress(setting.label, done, total)
         gens = _generate(model, refs, setting, text_index, batch_size=batch_size, excerpt_seconds=excerpt_seconds,
-                         gen_kwargs=gen_kwargs, seed=seed, progress=tick, step_progress=step_progress)  # fmt: skip
+                         duration=duration, sampling=sampling, seed=seed, progress=tick, step_progress=step_progress)  # fmt: skip
         result = SettingResult(setting=setting, num_generated=len(gens))
         length = min(g.shape[-1] for g in gens)
         gen = torch.stack([g[..., :length] for g in gens])  # [N, C, T]
@@ -279,8 +280,9 @@ def evaluate(
                 save_audio(Path(audio_dir) / setting.slug / f"{i:04d}.wav", g.clamp(-1, 1), sr)
         results.append(result)
     config = {
-        "num_samples": len(refs), "duration": duration, "excerpt_seconds": excerpt_seconds, "cfg_coef": cfg_coef,
-        "top_k": top_k, "temperature": temperature, "seed": seed, "knn_k": k, "chunk_seconds": chunk_seconds,
+        "num_samples": len(refs), "duration": duration, "excerpt_seconds": excerpt_seconds,
+        "cfg_coef": sampling.cfg_coef, "top_k": sampling.top_k, "top_p": sampling.top_p,
+        "temperature": sampling.temperature, "seed": seed, "knn_k": k, "chunk_seconds": chunk_seconds,
         "text_pairing": text_pairing,
     }  # fmt: skip
     return EvaluationReport(

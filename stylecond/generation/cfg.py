@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import numbers
 
+import torch
 from torch import Tensor
 
 
@@ -40,8 +41,14 @@ def _check_same_shape(**tensors: Tensor) -> None:
             )
 
 
+def _work_dtype(t: Tensor) -> torch.dtype:
+    return torch.promote_types(t.dtype, torch.float32)
+
+
 def cfg(l_cond: Tensor, l_null: Tensor, alpha: float) -> Tensor:
     """Plain classifier-free guidance: ``l_null + alpha * (l_cond - l_null)``.
+
+    Computed in (at least) float32 into one new buffer, updated in place; the inputs are not modified.
 
     Args:
         l_cond: conditional logits ``[..., card]``.
@@ -50,7 +57,8 @@ def cfg(l_cond: Tensor, l_null: Tensor, alpha: float) -> Tensor:
     """
     a = check_coef(alpha, "alpha")
     _check_same_shape(l_cond=l_cond, l_null=l_null)
-    return l_null + a * (l_cond - l_null)
+    null = l_null.to(_work_dtype(l_null))
+    return (l_cond.to(null.dtype) - null).mul_(a).add_(null)
 
 
 def double_cfg(l_full: Tensor, l_style: Tensor, l_null: Tensor, alpha: float, beta: float) -> Tensor:
@@ -60,10 +68,15 @@ def double_cfg(l_full: Tensor, l_style: Tensor, l_null: Tensor, alpha: float, be
         l_full: logits conditioned on text and style ``[..., card]``.
         l_style: logits conditioned on the style only, same shape.
         l_null: unconditional logits, same shape.
-        alpha: overall guidance coefficient (``cfg_coef``, default 3 in the sampler).
-        beta: text-over-style coefficient (``cfg_coef_beta``, default 5); 1 gives plain CFG on ``l_full``.
+        alpha: overall guidance coefficient (``cfg_coef``).
+        beta: text-over-style coefficient (``cfg_coef_beta``); 1 gives plain CFG on ``l_full``.
+
+    Computed in (at least) float32 into one new buffer, updated in place; the inputs are not modified.
     """
     a = check_coef(alpha, "alpha")
     b = check_coef(beta, "beta")
     _check_same_shape(l_full=l_full, l_style=l_style, l_null=l_null)
-    return l_null + a * (l_style + b * (l_full - l_style) - l_null)
+    dtype = _work_dtype(l_null)
+    style, null = l_style.to(dtype), l_null.to(dtype)
+    out = (l_full.to(dtype) - style).mul_(b).add_(style)
+    return out.sub_(null).mul_(a).add_(null)

@@ -9,47 +9,17 @@ forward of one token per codebook.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from stylecond.conditioners.fuser import ConditionFuser
 from stylecond.conditioners.types import ConditionTensors
 from stylecond.generation.sampler import DoubleCFGSampler
 
-PREFIX_ORDER: tuple[str, ...] = ("style", "text")
 Progress = Callable[[int, int], Any]
-
-
-class Fuser(Protocol):
-    """What the loop needs from a condition fuser: ``conditions -> obj`` with ``.prefix`` and ``.cross``."""
-
-    def __call__(self, conditions: Mapping[str, ConditionTensors]) -> Any: ...
-
-
-def concat_prefix(
-    conditions: Mapping[str, ConditionTensors], order: Sequence[str] = PREFIX_ORDER
-) -> ConditionTensors | None:
-    """Concatenate conditions along the sequence in ``order`` (then any other names, sorted) -> prefix."""
-    if not conditions:
-        return None
-    names = [n for n in order if n in conditions] + sorted(n for n in conditions if n not in order)
-    items = [conditions[n] for n in names]
-    return ConditionTensors(
-        torch.cat([c.embeddings for c in items], dim=1), torch.cat([c.mask for c in items], dim=1)
-    )
-
-
-def _fuse(
-    conditions: Mapping[str, ConditionTensors], fuser: Fuser | None
-) -> tuple[ConditionTensors | None, ConditionTensors | None]:
-    if not conditions:
-        return None, None
-    if fuser is not None:
-        fused = fuser(conditions)
-        return fused.prefix, fused.cross
-    return concat_prefix(conditions), None
 
 
 def _check_int(value: object, name: str, minimum: int) -> int:
@@ -80,7 +50,7 @@ def generate_codes(
     num_frames: int,
     prompt_codes: Tensor | None = None,
     batch_size: int | None = None,
-    fuser: Fuser | None = None,
+    fuser: ConditionFuser | None = None,
     generator: torch.Generator | None = None,
     progress: Progress | None = None,
 ) -> Tensor:
@@ -94,8 +64,9 @@ def generate_codes(
         prompt_codes: ``[B, K, P]`` codes to continue (teacher-forced; returned unchanged as the first P
             frames), P <= T.
         batch_size: B when there are neither conditions nor a prompt (default 1).
-        fuser: turns ``conditions`` into ``.prefix``/``.cross`` (e.g. ``ConditionFuser``); default:
-            all conditions as prefix tokens, style first, then text.
+        fuser: routes the conditions to the LM's prefix / cross-attention; names it routes but
+            ``conditions`` lack become one null token each. Default: ``ConditionFuser.all_prefix``
+            (every condition as prefix tokens, style first, then text).
         generator: random generator for sampling.
         progress: called as ``progress(steps_done, steps_total)`` after each decoding step.
     """
@@ -152,9 +123,13 @@ def generate_codes(
         return codes
     sample_mask = layout & ~known  # [K, S] True = to be sampled
 
-    stacked, n_br = sampler.stack_conditions(conditions)
+    stacked, n_br = sampler.guidance_conditions(conditions)
     dtype = _model_dtype(lm)
-    prefix, cross = _fuse({n: c.to(device=device, dtype=dtype) for n, c in stacked.items()}, fuser)
+    prefix = cross = None
+    if stacked:
+        fuser = fuser or ConditionFuser.all_prefix(list(stacked))
+        fused = fuser({n: c.to(device=device, dtype=dtype) for n, c in stacked.items()}, fill_absent=True)
+        prefix, cross = fused.prefix, fused.cross
     # Ids were validated once above (prompt) and come from the sampler (< card) or the special id after:
     # no per-step range check (it costs two host syncs per step).
     state = lm.init_state(n_br * b, s_total - 1, prefix=prefix, cross=cross, check_ids=False)
@@ -184,7 +159,7 @@ def generate_long(
     stride_frames: int = 900,
     prompt_codes: Tensor | None = None,
     batch_size: int | None = None,
-    fuser: Fuser | None = None,
+    fuser: ConditionFuser | None = None,
     generator: torch.Generator | None = None,
     progress: Progress | None = None,
 ) -> Tensor:

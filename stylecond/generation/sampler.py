@@ -7,9 +7,11 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import Tensor
 
+from stylecond.conditioners.fuser import stack_conditions
 from stylecond.conditioners.types import ConditionTensors
-from stylecond.generation.cfg import check_coef
-from stylecond.generation.sampling import check_sampling_args, sample_next
+from stylecond.generation.cfg import cfg, double_cfg
+from stylecond.generation.sampling import sample_next
+from stylecond.generation.settings import SamplingSettings
 
 LogitsFn = Callable[[Tensor, dict[str, ConditionTensors]], Tensor]
 
@@ -21,41 +23,25 @@ class DoubleCFGSampler:
 
     With a ``"style"`` condition plus at least one other (e.g. ``"text"``) and ``cfg_coef_beta`` set,
     the batch is stacked into three branches ``[full; style only; null]`` (``3 * B`` rows) and guided
-    with ``l_null + alpha * (l_style + beta * (l_full - l_style) - l_null)``. With a single condition or
-    ``cfg_coef_beta=None`` it is plain CFG over ``[full; null]`` (``2 * B`` rows). With no condition at
-    all there is one branch and no guidance. Null conditions are ``ConditionTensors.null()`` (zeros,
-    all-False mask). The logits function is called once per step on the stacked batch.
+    by :func:`~stylecond.generation.cfg.double_cfg`. With a single condition or ``cfg_coef_beta=None``
+    it is :func:`~stylecond.generation.cfg.cfg` over ``[full; null]`` (``2 * B`` rows). With no
+    condition at all there is one branch and no guidance. Null conditions are ``ConditionTensors.null()``
+    (zeros, all-False mask). The logits function is called once per step on the stacked batch.
 
     The pieces are exposed for KV-cached loops, which stack the conditions once:
-    ``stack_conditions`` -> model forward on ``num_branches * B`` rows -> ``combine`` -> ``sample``.
+    ``guidance_conditions`` -> model forward on ``num_branches * B`` rows -> ``combine`` -> ``sample``.
 
     Args:
-        cfg_coef: overall guidance coefficient alpha (1 = no guidance).
-        cfg_coef_beta: double-CFG text coefficient beta (1 = plain CFG on the full condition);
-            None always uses plain CFG.
-        top_k: sample among the k most likely tokens (0 = no limit).
-        top_p: nucleus mass in [0, 1] (0 = off).
-        temperature: softmax temperature (0 = greedy).
+        settings: guidance and sampling settings (default: ``SamplingSettings()``).
     """
 
-    def __init__(
-        self,
-        *,
-        cfg_coef: float = 3.0,
-        cfg_coef_beta: float | None = 5.0,
-        top_k: int = 250,
-        top_p: float = 0.0,
-        temperature: float = 1.0,
-    ) -> None:
-        self.cfg_coef = check_coef(cfg_coef, "cfg_coef")
-        self.cfg_coef_beta = None if cfg_coef_beta is None else check_coef(cfg_coef_beta, "cfg_coef_beta")
-        self.top_k, self.top_p, self.temperature = check_sampling_args(top_k, top_p, temperature)
+    def __init__(self, settings: SamplingSettings | None = None) -> None:
+        if settings is not None and not isinstance(settings, SamplingSettings):
+            raise ValueError(f"settings must be a SamplingSettings, got {type(settings).__name__}")
+        self.settings = settings or SamplingSettings()
 
     def __repr__(self) -> str:
-        return (
-            f"DoubleCFGSampler(cfg_coef={self.cfg_coef}, cfg_coef_beta={self.cfg_coef_beta}, "
-            f"top_k={self.top_k}, top_p={self.top_p}, temperature={self.temperature})"
-        )
+        return f"DoubleCFGSampler({self.settings})"
 
     @staticmethod
     def batch_size(conditions: Mapping[str, ConditionTensors] | None) -> int | None:
@@ -82,11 +68,11 @@ class DoubleCFGSampler:
         """3 for double CFG, 2 for plain CFG, 1 without conditions."""
         if not conditions:
             return 1
-        if self.cfg_coef_beta is not None and STYLE_KEY in conditions and len(conditions) >= 2:
+        if self.settings.cfg_coef_beta is not None and STYLE_KEY in conditions and len(conditions) >= 2:
             return 3
         return 2
 
-    def stack_conditions(
+    def guidance_conditions(
         self, conditions: Mapping[str, ConditionTensors] | None
     ) -> tuple[dict[str, ConditionTensors], int]:
         """Stack the guidance branches along the batch: returns ``(stacked, num_branches)``.
@@ -98,15 +84,12 @@ class DoubleCFGSampler:
         n = self.num_branches(conditions)
         if conditions is None or n == 1:
             return {}, 1
-        stacked: dict[str, ConditionTensors] = {}
-        for name, cond in conditions.items():
-            null = cond.null()
-            if n == 3:
-                middle = cond if name == STYLE_KEY else null
-                stacked[name] = ConditionTensors.cat([cond, middle, null])
-            else:
-                stacked[name] = ConditionTensors.cat([cond, null])
-        return stacked, n
+        full = dict(conditions)
+        null = {name: cond.null() for name, cond in full.items()}
+        if n == 2:
+            return stack_conditions([full, null]), 2
+        style_only = {name: cond if name == STYLE_KEY else null[name] for name, cond in full.items()}
+        return stack_conditions([full, style_only, null]), 3
 
     def combine(self, logits: Tensor, num_branches: int) -> Tensor:
         """Guide stacked ``logits [num_branches * B, ...]`` into ``[B, ...]`` (float32)."""
@@ -116,22 +99,21 @@ class DoubleCFGSampler:
             raise ValueError(
                 f"logits batch {logits.shape[0]} is not a multiple of num_branches={num_branches}"
             )
+        s = self.settings
         if num_branches == 1:
             return logits.float()
-        parts = logits.chunk(num_branches, dim=0)
-        # Same formulas as cfg()/double_cfg(), with in-place updates of one float32 buffer.
         if num_branches == 2:
-            cond, null = parts[0], parts[1].float()
-            return (cond.float() - null).mul_(self.cfg_coef).add_(null)
-        assert self.cfg_coef_beta is not None
-        full, style, null = parts[0], parts[1].float(), parts[2].float()
-        out = (full.float() - style).mul_(self.cfg_coef_beta).add_(style)
-        return out.sub_(null).mul_(self.cfg_coef).add_(null)
+            cond, null = logits.chunk(2, dim=0)
+            return cfg(cond, null, s.cfg_coef)
+        assert s.cfg_coef_beta is not None
+        full, style, null = logits.chunk(3, dim=0)
+        return double_cfg(full, style, null, s.cfg_coef, s.cfg_coef_beta)
 
     def sample(self, guided: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         """Draw tokens ``[...]`` from guided ``logits [..., card]`` with this sampler's settings."""
+        s = self.settings
         return sample_next(
-            guided, top_k=self.top_k, top_p=self.top_p, temperature=self.temperature, generator=generator
+            guided, top_k=s.top_k, top_p=s.top_p, temperature=s.temperature, generator=generator
         )
 
     @torch.no_grad()
@@ -157,7 +139,7 @@ class DoubleCFGSampler:
         size = self.batch_size(conditions)
         if size is not None and tokens.shape[0] != size:
             raise ValueError(f"tokens has batch size {tokens.shape[0]} but the conditions have {size}")
-        stacked, n = self.stack_conditions(conditions)
+        stacked, n = self.guidance_conditions(conditions)
         batch = tokens if n == 1 else torch.cat([tokens] * n, dim=0)
         logits = logits_fn(batch, stacked)
         if not isinstance(logits, Tensor) or logits.shape[0] != batch.shape[0]:

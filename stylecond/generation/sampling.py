@@ -2,35 +2,18 @@
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import torch
 from torch import Tensor
 
-
-def check_sampling_args(top_k: object, top_p: object, temperature: object) -> tuple[int, float, float]:
-    """Validate sampling settings; returns them as ``(int, float, float)`` or raises ValueError naming the bad one."""
-    if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or int(top_k) < 0:
-        raise ValueError(f"top_k must be an int >= 0 (0 = no top-k filter), got {top_k!r}")
-    if isinstance(top_p, bool) or not isinstance(top_p, numbers.Real) or not 0.0 <= float(top_p) <= 1.0:
-        raise ValueError(f"top_p must be a float in [0, 1] (0 = no nucleus filter), got {top_p!r}")
-    if (
-        isinstance(temperature, bool)
-        or not isinstance(temperature, numbers.Real)
-        or not math.isfinite(float(temperature))
-        or float(temperature) < 0.0
-    ):
-        raise ValueError(f"temperature must be a finite float >= 0 (0 = greedy), got {temperature!r}")
-    return int(top_k), float(top_p), float(temperature)
+from stylecond.generation.settings import SamplingSettings, check_sampling_args
 
 
 def sample_next(
     logits: Tensor,
     *,
-    top_k: int = 250,
-    top_p: float = 0.0,
-    temperature: float = 1.0,
+    top_k: int = SamplingSettings.top_k,
+    top_p: float = SamplingSettings.top_p,
+    temperature: float = SamplingSettings.temperature,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Sample one token per row of ``logits [..., card]``; returns ``tokens [...]`` (long).

@@ -29,6 +29,7 @@ from stylecond.inversion.tokens import (
     subtoken_names,
     write_rows,
 )
+from stylecond.utils.attached import attached_trainer
 from stylecond.utils.frozen import exclude_from_checkpoint
 
 #: Defaults measured on the synthetic-styles benchmark (see README "Textual inversion"); the paper's
@@ -305,8 +306,9 @@ class TextualInversionModule(L.LightningModule):
         codes, mask = (batch, None) if isinstance(batch, Tensor) else (batch[0], batch[1])
         loss = self.loss(codes.long(), mask)
         self.log("inversion/loss", loss, prog_bar=True, batch_size=codes.shape[0])
-        if self._record(float(loss.detach())) and self._trainer is not None:
-            self.trainer.should_stop = True
+        trainer = attached_trainer(self)
+        if self._record(float(loss.detach())) and trainer is not None:
+            trainer.should_stop = True
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

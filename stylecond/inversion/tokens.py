@@ -91,21 +91,9 @@ def learned_condition(vectors: Tensor, batch_size: int) -> ConditionTensors:
     return ConditionTensors(emb, torch.ones(emb.shape[:2], dtype=torch.bool, device=vectors.device))
 
 
-def null_condition(batch_size: int, dim: int, *, like: Tensor) -> ConditionTensors:
-    """A one-token null condition ``[B, 1, dim]`` (zeros, mask False)."""
-    return ConditionTensors(
-        torch.zeros(batch_size, 1, dim, device=like.device, dtype=like.dtype),
-        torch.zeros(batch_size, 1, dtype=torch.bool, device=like.device),
-    )
-
-
 def fill_missing(
     model: Any, conditions: Mapping[str, ConditionTensors], *, skip: tuple[str, ...] = ()
 ) -> dict[str, ConditionTensors]:
-    """Add a null condition for every name the model's fuser routes but ``conditions`` lacks."""
-    out = dict(conditions)
-    first = next(iter(out.values()))
-    for name in getattr(model.fuser, "names", ()):
-        if name not in out and name not in skip:
-            out[name] = null_condition(first.batch_size, int(model.lm.dim), like=first.embeddings)
-    return out
+    """``conditions`` plus the fuser's null token for every name it routes that they lack (except ``skip``)."""
+    full = model.fuser.complete(conditions, dim=int(model.lm.dim))
+    return {name: cond for name, cond in full.items() if name in conditions or name not in skip}

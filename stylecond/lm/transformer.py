@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -10,19 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stylecond.lm.attention import CrossAttention, SelfAttention, causal_padding_mask, cross_masks
-
-
-def sinusoidal_embedding(positions: Tensor, dim: int, *, max_period: float = 10000.0) -> Tensor:
-    """MusicGen's sinusoidal positions: ``positions [S]`` -> ``[S, dim]`` float32, ``cat(cos, sin)`` with
-    frequencies ``max_period ** (-i / (dim // 2 - 1))`` (zero-padded if ``dim`` is odd)."""
-    half = dim // 2
-    scale = math.log(max_period) / max(half - 1, 1)
-    freqs = torch.exp(torch.arange(half, device=positions.device, dtype=torch.float32) * -scale)
-    args = positions.float()[:, None] * freqs[None, :]
-    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=1)
-    if dim % 2:
-        emb = F.pad(emb, (0, 1))
-    return emb
+from stylecond.utils.positions import sinusoidal_embedding
 
 
 @dataclass

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from stylecond.conditioners.style import ExcerptStart
 from stylecond.conditioners.types import ConditionTensors
 from stylecond.generation.generate import generate_codes, generate_long
 from stylecond.generation.sampler import DoubleCFGSampler
+from stylecond.generation.settings import SamplingSettings
 
 
 def _as_batch(style_audio: Tensor | Sequence[Tensor]) -> Tensor:
@@ -38,33 +39,7 @@ class GenerationMixin:
     fuser: Any
     text_conditioner: Any
     style_conditioner: Any
-    condition: Callable[..., tuple[dict[str, ConditionTensors], Tensor | None]]
-
-    @contextmanager
-    def _style_settings(self, eval_q: int | None, excerpt_length: float | None) -> Iterator[None]:
-        sc = self.style_conditioner
-        if sc is None:
-            yield
-            return
-        saved = (sc.eval_q, sc.excerpt_length)
-        try:
-            if eval_q is not None:
-                sc.eval_q = eval_q
-            if excerpt_length is not None:
-                sc.excerpt_length = float(excerpt_length)
-            yield
-        finally:
-            sc.eval_q, sc.excerpt_length = saved
-
-    def fuse_present(self, conditions: Mapping[str, ConditionTensors]) -> Any:
-        """Fuse ``conditions``, filling the fuser's absent names with an empty null condition ``[B, 1, D]``."""
-        full = dict(conditions)
-        first = next(iter(full.values()))
-        for name in self.fuser.names:
-            if name not in full:
-                emb = first.embeddings.new_zeros(first.batch_size, 1, first.embeddings.shape[-1])
-                full[name] = ConditionTensors(emb, torch.zeros_like(emb[..., 0], dtype=torch.bool))
-        return self.fuser(full)
+    condition: Callable[..., Any]
 
     @torch.no_grad()
     def generate(
@@ -76,11 +51,8 @@ class GenerationMixin:
         duration: float = 10.0,
         eval_q: int | None = None,
         excerpt_length: float | None = None,
-        cfg_coef: float = 3.0,
-        cfg_coef_beta: float | None = 5.0,
-        top_k: int = 250,
-        top_p: float = 0.0,
-        temperature: float = 1.0,
+        excerpt_start: ExcerptStart | None = None,
+        sampling: SamplingSettings | None = None,
         seed: int | None = None,
         window_seconds: float = 30.0,
         stride_seconds: float = 18.0,
@@ -89,18 +61,23 @@ class GenerationMixin:
     ) -> Tensor:
         """Generate ``wav [B, C, T]`` at ``codec.sample_rate`` from text and/or reference audio.
 
+        Every setting travels as an argument down to the block that uses it: ``eval_q`` to the RVQ
+        bottleneck, ``excerpt_length`` / ``excerpt_start`` to the style conditioner's excerpt, ``sampling``
+        to the sampler, and ``seed`` into local random generators (the global RNG is never seeded).
+
         Args:
             texts: B prompts (None entries: no text for that row).
             style_audio: reference audio ``[C, T]``, ``[B, C, T]`` or a list of ``[C, T]``.
             style_sample_rate: rate of ``style_audio`` (default: the codec's).
             duration: seconds to generate (> 0); beyond ``window_seconds`` a sliding window re-draws the
                 style excerpt for each window.
-            eval_q: style codebooks used (1..num_codebooks): fewer = looser adherence to the audio.
-            excerpt_length: seconds of reference audio the style is taken from.
-            cfg_coef: guidance strength alpha.
-            cfg_coef_beta: double-CFG beta (text push); None = plain CFG on the full condition.
-            top_k / top_p / temperature: sampling.
-            seed: random seed for sampling and excerpt placement.
+            eval_q: style codebooks used (1..num_codebooks; default: the conditioner's ``eval_q``): fewer =
+                looser adherence to the audio.
+            excerpt_length: seconds of reference audio the style is taken from (default: the conditioner's).
+            excerpt_start: where the excerpt starts: "middle", "random" or seconds (default: the conditioner's).
+            sampling: guidance and sampling settings (default: ``SamplingSettings()``).
+            seed: seed of the sampling and excerpt draws (None: the global RNG, so ``torch.manual_seed``
+                reproduces a call).
             window_seconds / stride_seconds: sliding window for long durations.
             progress: called as ``progress(done, total)`` after each decoding step.
             condition_overrides: named conditions used as given (e.g. ``{"text": ...}`` holding textual
@@ -110,8 +87,11 @@ class GenerationMixin:
             raise ValueError(f"duration must be a positive number of seconds; got {duration!r}")
         if texts is not None and self.text_conditioner is None:
             raise ValueError("texts were given but this model has no text_conditioner")
-        if style_audio is not None and self.style_conditioner is None:
-            raise ValueError("style_audio was given but this model has no style_conditioner")
+        if (style_audio is not None or eval_q is not None) and self.style_conditioner is None:
+            given = "style_audio" if style_audio is not None else "eval_q"
+            raise ValueError(f"{given} was given but this model has no style_conditioner")
+        if eval_q is not None:
+            self.style_conditioner.rvq.check_n_q(eval_q, "eval_q")
         wav = None if style_audio is None else _as_batch(style_audio)
         overrides = dict(condition_overrides or {})
         if texts is None and wav is None and not overrides:
@@ -122,57 +102,58 @@ class GenerationMixin:
         device = next(self.lm.parameters()).device
         if wav is not None:
             wav = wav.to(device=device, dtype=torch.float32)
-        sampler = DoubleCFGSampler(
-            cfg_coef=cfg_coef, cfg_coef_beta=cfg_coef_beta, top_k=top_k, top_p=top_p, temperature=temperature
-        )
-        generator = None
+        sampler = DoubleCFGSampler(sampling)
+        generator: torch.Generator | None = None
+        excerpt_generator: torch.Generator | None = None
         if seed is not None:
-            torch.manual_seed(seed)
             generator = torch.Generator(device=device).manual_seed(seed)
+            excerpt_generator = torch.Generator().manual_seed(seed)
         frame_rate = float(self.codec.frame_rate)
         num_frames = max(1, math.ceil(duration * frame_rate))
         window = max(1, round(window_seconds * frame_rate))
         text_rows = None if texts is None else list(texts)
 
         def conditions_for(window_index: int) -> Mapping[str, ConditionTensors]:
-            sc = self.style_conditioner
-            start = None if sc is None else sc.excerpt_start
-            if sc is not None and window_index > 0:
-                sc.excerpt_start = "random"  # re-draw the excerpt for each new window
-            try:
-                conditions, _ = self.condition(texts=text_rows, wav=None, style_wav=wav, sample_rate=sr)
-            finally:
-                if sc is not None:
-                    sc.excerpt_start = start
+            conditioning = self.condition(
+                texts=text_rows,
+                wav=None,
+                style_wav=wav,
+                sample_rate=sr,
+                n_q=eval_q,
+                excerpt_length=excerpt_length,
+                # re-draw the excerpt for each new window
+                excerpt_start="random" if window_index > 0 else excerpt_start,
+                generator=excerpt_generator,
+            )
+            conditions = dict(conditioning.conditions)
             conditions.update(overrides)
             return conditions
 
         was_training = self.lm.training
         self.eval()  # type: ignore[attr-defined]
         try:
-            with self._style_settings(eval_q, excerpt_length):
-                if num_frames <= window:
-                    codes = generate_codes(
-                        self.lm,
-                        conditions=conditions_for(0),
-                        sampler=sampler,
-                        num_frames=num_frames,
-                        fuser=self.fuse_present,
-                        generator=generator,
-                        progress=progress,
-                    )
-                else:
-                    codes = generate_long(
-                        self.lm,
-                        conditions_fn=conditions_for,
-                        sampler=sampler,
-                        num_frames=num_frames,
-                        window_frames=window,
-                        stride_frames=max(1, round(stride_seconds * frame_rate)),
-                        fuser=self.fuse_present,
-                        generator=generator,
-                        progress=progress,
-                    )
+            if num_frames <= window:
+                codes = generate_codes(
+                    self.lm,
+                    conditions=conditions_for(0),
+                    sampler=sampler,
+                    num_frames=num_frames,
+                    fuser=self.fuser,
+                    generator=generator,
+                    progress=progress,
+                )
+            else:
+                codes = generate_long(
+                    self.lm,
+                    conditions_fn=conditions_for,
+                    sampler=sampler,
+                    num_frames=num_frames,
+                    window_frames=window,
+                    stride_frames=max(1, round(stride_seconds * frame_rate)),
+                    fuser=self.fuser,
+                    generator=generator,
+                    progress=progress,
+                )
             return self.codec.decode(codes)
         finally:
             self.train(was_training)  # type: ignore[attr-defined]

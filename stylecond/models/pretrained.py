@@ -68,6 +68,23 @@ def from_pretrained(directory: str | Path, *, map_location: str | torch.device =
     return model.to(map_location).eval()
 
 
+def export_checkpoint(checkpoint: str | Path, out_dir: str | Path) -> Path:
+    """A Lightning checkpoint of ``stylecond fit`` -> a :func:`from_pretrained` directory in ``out_dir``.
+
+    The checkpoint is read with ``torch.load(weights_only=True)`` (no unpickling of code); the model is
+    rebuilt from the config it carries and written with :func:`save_pretrained`.
+    """
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    config = config_from_checkpoint(ckpt, path=path)
+    model = instantiate_model(config)
+    model.configure_model()
+    model.load_state_dict(ckpt["state_dict"], strict=True)
+    return save_pretrained(model, out_dir, config=config)
+
+
 def config_from_checkpoint(checkpoint: dict[str, Any], *, path: str | Path = "checkpoint") -> dict[str, Any]:
     """The model config stored in a Lightning checkpoint by ``StyleMusicGen.on_save_checkpoint``."""
     config = checkpoint.get("stylecond_config")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,15 +13,48 @@ from torch import Tensor
 
 from stylecond.codecs.base import AudioCodec
 from stylecond.conditioners.dropout import ConditioningDropout
-from stylecond.conditioners.fuser import ConditionFuser, pad_condition
-from stylecond.conditioners.style import StyleConditioner, excerpt_frame_mask
+from stylecond.conditioners.fuser import ConditionFuser
+from stylecond.conditioners.style import ExcerptStart, StyleConditioner, StyleOutput, excerpt_frame_mask
 from stylecond.conditioners.text import HFTextConditioner
 from stylecond.conditioners.types import ConditionTensors
 from stylecond.lm.music_lm import MusicLM
 from stylecond.models.generation import GenerationMixin
 from stylecond.models.pretrained import from_pretrained, save_pretrained
-from stylecond.training.distributed import average_batchnorm_stats_
-from stylecond.training.optim import OptimConfig, build_optimizer
+from stylecond.utils.attached import attached_trainer
+from stylecond.utils.distributed import average_batchnorm_stats_
+from stylecond.utils.optim import OptimConfig, build_optimizer
+
+
+@dataclass
+class Conditioning:
+    """What :meth:`StyleMusicGen.condition` returns.
+
+    Attributes:
+        conditions: name (``"text"``, ``"style"``) -> ``ConditionTensors [B, S, lm.dim]``.
+        excerpt_span: ``[B, 2]`` seconds of each style excerpt within the target audio (anti-copy mask),
+            or None when no excerpt was drawn from it.
+        style: the style conditioner's output (bottleneck codes, commitment loss), or None.
+    """
+
+    conditions: dict[str, ConditionTensors]
+    excerpt_span: Tensor | None = None
+    style: StyleOutput | None = None
+
+
+def _paired_source(wav: Tensor, style_wav: Tensor, has_style: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+    """One batch to draw excerpts from: ``style_wav`` rows where ``has_style``, ``wav`` rows elsewhere,
+    zero-padded to the longer; returns ``(source [B, C, T'], lengths [B], paired [B])``."""
+    b, c = wav.shape[:2]
+    if style_wav.shape[:2] != (b, c):
+        raise ValueError(f"style_wav must be [B={b}, C={c}, Ts] like wav; got {tuple(style_wav.shape)}")
+    paired = torch.ones(b, dtype=torch.bool) if has_style is None else has_style.bool().cpu()
+    t, ts = wav.shape[-1], style_wav.shape[-1]
+    source = wav.new_zeros(b, c, max(t, ts))
+    idx = paired.to(wav.device)
+    source[~idx, :, :t] = wav[~idx]
+    source[idx, :, :ts] = style_wav[idx].to(wav.dtype)
+    lengths = torch.where(paired, torch.tensor(ts), torch.tensor(t))
+    return source, lengths, paired
 
 
 class StyleMusicGen(GenerationMixin, L.LightningModule):
@@ -96,7 +130,8 @@ class StyleMusicGen(GenerationMixin, L.LightningModule):
     def configure_optimizers(self) -> Any:
         total = self.optim.total_steps
         if total is None:
-            estimated = float(self.trainer.estimated_stepping_batches) if self._trainer is not None else 1.0
+            trainer = attached_trainer(self)
+            estimated = float(trainer.estimated_stepping_batches) if trainer is not None else 1.0
             if not math.isfinite(estimated):
                 raise ValueError(
                     "the learning-rate schedule needs a finite length: set trainer.max_steps, "
@@ -143,16 +178,23 @@ class StyleMusicGen(GenerationMixin, L.LightningModule):
         style_wav: Tensor | None = None,
         has_style: Tensor | None = None,
         keep: dict[str, Tensor] | None = None,
-    ) -> tuple[dict[str, ConditionTensors], Tensor | None]:
-        """Named conditions for a batch and the style excerpt span ``[B, 2]`` seconds within ``wav``.
+        n_q: int | None = None,
+        excerpt_length: float | None = None,
+        excerpt_start: ExcerptStart | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Conditioning:
+        """Named conditions for a batch, the style excerpt span ``[B, 2]`` seconds within ``wav`` and the
+        style conditioner's output.
 
         The style excerpt comes from ``style_wav [B, C, Ts]`` (paired conditioning) on the rows where
         ``has_style [B]`` is True (all rows when it is None), and from ``wav [B, C, T]`` (the target, in
-        training) elsewhere. The span is ``(0, 0)`` on paired rows (nothing to mask), and None when no
-        row draws its excerpt from ``wav``. ``keep`` holds per-condition ``[B]`` bool dropout masks.
+        training) elsewhere; the style conditioner runs once on the whole batch either way (so DDP ranks
+        make the same collective calls whatever their mix of rows). The span is ``(0, 0)`` on paired rows
+        (nothing to mask), and None when no row draws its excerpt from ``wav``. ``keep`` holds
+        per-condition ``[B]`` bool dropout masks. ``n_q``, ``excerpt_length``, ``excerpt_start`` and
+        ``generator`` go to the style conditioner.
         """
         conditions: dict[str, ConditionTensors] = {}
-        span: Tensor | None = None
         if self.text_conditioner is not None and texts is not None:
             rows = list(texts)
             if keep is not None:
@@ -160,37 +202,28 @@ class StyleMusicGen(GenerationMixin, L.LightningModule):
             conditions["text"] = self.text_conditioner(rows)
         sc = self.style_conditioner
         if sc is None or (wav is None and style_wav is None):
-            return conditions, span
-        keep_style = None if keep is None else keep["style"]
-        if style_wav is None or wav is None:
+            return Conditioning(conditions)
+        settings: dict[str, Any] = dict(
+            sample_rate=sample_rate,
+            keep=None if keep is None else keep["style"],
+            n_q=n_q,
+            excerpt_length=excerpt_length,
+            excerpt_start=excerpt_start,
+            generator=generator,
+        )
+        if wav is None or style_wav is None:
             source = wav if wav is not None else style_wav
             assert source is not None
-            out = sc(source, sample_rate=sample_rate, keep=keep_style)
-            conditions["style"] = out.condition
-            return conditions, out.excerpt_span if style_wav is None else None
-        paired = (
-            torch.ones(wav.shape[0], dtype=torch.bool, device=wav.device) if has_style is None else has_style
-        )
-        parts: list[tuple[Tensor, Any]] = []
-        for rows_mask, ref in ((paired, style_wav), (~paired, None)):
-            idx = rows_mask.nonzero().flatten()
-            if idx.numel():
-                sub_keep = None if keep_style is None else keep_style[idx.to(keep_style.device)]
-                sub_ref = None if ref is None else ref[idx]
-                parts.append((idx, sc(wav[idx], sample_rate=sample_rate, style_wav=sub_ref, keep=sub_keep)))
-        length = max(int(out.condition.embeddings.shape[1]) for _, out in parts)
-        first = parts[0][1].condition
-        emb = first.embeddings.new_zeros(wav.shape[0], length, first.embeddings.shape[-1])
-        mask = first.mask.new_zeros(wav.shape[0], length)
-        full_span = torch.zeros(wav.shape[0], 2, device=wav.device)
-        for idx, out in parts:
-            cond = pad_condition(out.condition, length)
-            emb[idx], mask[idx] = cond.embeddings, cond.mask
-            if out.excerpt_span is not None:
-                full_span[idx] = out.excerpt_span.to(full_span.device)
-                span = full_span
-        conditions["style"] = ConditionTensors(emb, mask)
-        return conditions, span
+            out = sc(source, **settings)
+            span = out.excerpt_span if style_wav is None else None
+            return Conditioning({**conditions, "style": out.condition}, span, out)
+        source, lengths, paired = _paired_source(wav, style_wav, has_style)
+        out = sc(source, lengths=lengths, **settings)
+        span = None
+        if not bool(paired.all()):
+            assert out.excerpt_span is not None
+            span = out.excerpt_span.masked_fill(paired.to(out.excerpt_span.device)[:, None], 0.0)
+        return Conditioning({**conditions, "style": out.condition}, span, out)
 
     # ------------------------------------------------------------------ training
     def _codes(self, batch: Any) -> tuple[Tensor, Tensor | None]:
@@ -210,28 +243,38 @@ class StyleMusicGen(GenerationMixin, L.LightningModule):
     def shared_step(self, batch: Any, *, stage: str) -> Tensor:
         codes, padding_mask = self._codes(batch)
         b, _, frames = codes.shape
+        train = stage == "train"
         keep = self.conditioning_dropout(b, step=int(self.global_step), device=codes.device)
         paired = batch.style_audio is not None and batch.has_style is not None and bool(batch.has_style.any())
-        conditions, span = self.condition(
+        conditioning = self.condition(
             texts=list(batch.texts),
             wav=batch.audio,
             sample_rate=batch.sample_rate,
             style_wav=batch.style_audio if paired else None,
             has_style=batch.has_style if paired else None,
-            keep=keep if stage == "train" else None,
+            keep=keep if train else None,
         )
-        fused = self.fuser(conditions)
+        fused = self.fuser(conditioning.conditions)
         out = self.lm(codes, prefix=fused.prefix, cross=fused.cross)
         loss_mask = None
+        span = conditioning.excerpt_span
         if self.anti_copy_mask and span is not None:
             loss_mask = excerpt_frame_mask(span, frames, float(self.codec.frame_rate))
-            if "style" in keep and stage == "train":
+            if "style" in keep and train:
                 loss_mask = loss_mask & keep["style"].to(loss_mask.device)[:, None]
         result = self.lm.compute_loss(out, codes, padding_mask=padding_mask, loss_mask=loss_mask)
-        self.log(f"{stage}/loss", result.loss, prog_bar=True, batch_size=b, sync_dist=stage != "train")
+        loss = result.loss
+        style = conditioning.style
+        sc = self.style_conditioner
+        if train and style is not None and sc is not None:
+            if sc.rvq.commitment_weight > 0:  # already weighted by the bottleneck
+                loss = loss + style.rvq.commit_loss
+                self.log("train/commit_loss", style.rvq.commit_loss.detach(), batch_size=b)
+            self.log_dict(sc.health_metrics(style), on_step=True, on_epoch=False, batch_size=b)
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=b, sync_dist=not train)
         for k, value in enumerate(result.per_codebook):
-            self.log(f"{stage}/ce_q{k}", value, batch_size=b, sync_dist=stage != "train")
-        return result.loss
+            self.log(f"{stage}/ce_q{k}", value, batch_size=b, sync_dist=not train)
+        return loss
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         return self.shared_step(batch, stage="train")

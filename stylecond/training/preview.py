@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import random
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +13,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
 from stylecond.audio import resample, save_audio
+from stylecond.generation.settings import SamplingSettings
 from stylecond.mel import MelSpectrogram
 
 #: preview name -> (use the texts, use the reference audio)
@@ -38,16 +36,6 @@ def spectrogram_image(wav: Tensor, sample_rate: int, *, n_mels: int = 80, top_db
     return (rgb * 255).round().astype(np.uint8)
 
 
-@contextmanager
-def _rng_preserved(device: torch.device) -> Iterator[None]:
-    """Generation seeds the global generators: keep training's random streams untouched."""
-    state = random.getstate()
-    devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        yield
-    random.setstate(state)
-
-
 class GenerationPreview(L.Callback):
     """At validation end (global rank 0), generate from the first validation batch and log the results.
 
@@ -64,9 +52,8 @@ class GenerationPreview(L.Callback):
         every_n_val: preview at every n-th validation run (1 = every one).
         seconds: seconds of audio to generate per preview.
         num_examples: examples taken from the first validation batch.
-        cfg_coef: guidance strength alpha.
-        cfg_coef_beta: double-CFG beta for ``text_style``.
-        top_k: top-k sampling.
+        sampling: guidance and sampling (``cfg_coef_beta`` applies to ``text_style``; the single-condition
+            previews use plain CFG).
         seed: sampling seed (the same every time, so previews are comparable across steps).
     """
 
@@ -76,9 +63,7 @@ class GenerationPreview(L.Callback):
         every_n_val: int = 1,
         seconds: float = 2.0,
         num_examples: int = 2,
-        cfg_coef: float = 3.0,
-        cfg_coef_beta: float = 5.0,
-        top_k: int = 250,
+        sampling: SamplingSettings | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -91,9 +76,7 @@ class GenerationPreview(L.Callback):
         self.every_n_val = every_n_val
         self.seconds = seconds
         self.num_examples = num_examples
-        self.cfg_coef = cfg_coef
-        self.cfg_coef_beta = cfg_coef_beta
-        self.top_k = top_k
+        self.sampling = sampling or SamplingSettings()
         self.seed = seed
         self.num_validations = 0
         self._examples: dict[str, Any] | None = None
@@ -138,8 +121,9 @@ class GenerationPreview(L.Callback):
         if not callable(getattr(pl_module, "generate", None)):
             rank_zero_warn(f"GenerationPreview: {type(pl_module).__name__} has no generate(); no previews")
             return
-        with _rng_preserved(pl_module.device):
-            clips = self._generate(pl_module, self._examples)
+        clips = self._generate(
+            pl_module, self._examples
+        )  # seeded locally: training's random streams are untouched
         out_dir = None if log_dir is None else Path(log_dir) / "previews" / f"step_{trainer.global_step:07d}"
         self._log(trainer, clips, int(pl_module.codec.sample_rate), out_dir)
 
@@ -173,9 +157,9 @@ class GenerationPreview(L.Callback):
                     else None,
                     style_sample_rate=ref_sr if use_style else None,
                     duration=self.seconds,
-                    cfg_coef=self.cfg_coef,
-                    cfg_coef_beta=self.cfg_coef_beta if use_text and use_style else None,
-                    top_k=self.top_k,
+                    sampling=self.sampling
+                    if use_text and use_style
+                    else self.sampling.replace(cfg_coef_beta=None),
                     seed=self.seed,
                 )
             except ValueError as err:  # e.g. validation clips shorter than the style excerpt

@@ -12,6 +12,7 @@ from stylecond.evaluation.references import ReferenceSet, load_references
 from stylecond.evaluation.report import write_report
 from stylecond.evaluation.runner import evaluate, pair_texts
 from stylecond.evaluation.settings import Setting, make_settings
+from stylecond.generation.settings import SamplingSettings
 from stylecond.metrics.embedders.mel_stats import MelStatsEmbedder
 from stylecond.metrics.style_classifier import NearestCentroidStyleClassifier
 
@@ -36,7 +37,7 @@ def test_evaluate_tiny_model_writes_report(tiny_model: Any, refs: ReferenceSet, 
     settings = make_settings(["style", "text", "text+style"], [1, 3], [1.0, 5.0])
     calls: list[tuple[str, int, int]] = []
     report = evaluate(
-        tiny_model, refs, settings, MelStatsEmbedder(n_mels=32), duration=0.5, excerpt_seconds=1.0, top_k=8,
+        tiny_model, refs, settings, MelStatsEmbedder(n_mels=32), duration=0.5, excerpt_seconds=1.0, sampling=SamplingSettings(top_k=8),
         batch_size=2, knn_k=2, chunk_seconds=0.25, audio_dir=tmp_path / "audio",
         progress=lambda label, done, total: calls.append((label, done, total)),
     )  # fmt: skip
@@ -75,7 +76,7 @@ def test_evaluate_fills_default_eval_q_and_kl(tiny_model: Any) -> None:
     fitted = NearestCentroidStyleClassifier(sample_rate=SR, n_mels=16).fit(wav, ["p", "q"])
     kl_clf = CentroidClassifier(classifier=fitted)
     report = evaluate(tiny_model, refs, [Setting(condition="style")], MelStatsEmbedder(), duration=0.2,
-                      excerpt_seconds=0.5, top_k=4, knn_k=1, chunk_seconds=0.25, kl_classifier=kl_clf)  # fmt: skip
+                      excerpt_seconds=0.5, sampling=SamplingSettings(top_k=4), knn_k=1, chunk_seconds=0.25, kl_classifier=kl_clf)  # fmt: skip
     metrics = report.results[0].metrics
     assert metrics["kl_ref_gen"].value >= 0 and metrics["kl_gen_ref"].embedding == kl_clf.name
     assert report.results[0].setting.eval_q == tiny_model.style_conditioner.eval_q

@@ -7,9 +7,11 @@ import torch
 from torch import Tensor
 
 import stylecond.generation.generate as gen
+from stylecond.conditioners.fuser import ConditionFuser
 from stylecond.conditioners.types import ConditionTensors
-from stylecond.generation.generate import concat_prefix, generate_codes, generate_long
+from stylecond.generation.generate import generate_codes, generate_long
 from stylecond.generation.sampler import DoubleCFGSampler
+from stylecond.generation.settings import SamplingSettings
 from stylecond.lm.music_lm import MusicLM
 
 K, CARD, DIM = 3, 17, 32
@@ -39,8 +41,8 @@ def greedy_reference(
     lm: MusicLM, conds: dict, sampler: DoubleCFGSampler, t: int, prompt: Tensor | None = None
 ) -> Tensor:
     """Greedy decoding by a full forward over the whole sequence at every step (no cache)."""
-    stacked, n = sampler.stack_conditions(conds)
-    prefix = concat_prefix(stacked)
+    stacked, n = sampler.guidance_conditions(conds)
+    prefix = ConditionFuser.all_prefix(list(stacked))(stacked).prefix
     b = next(iter(conds.values())).batch_size
     pat, sp = lm.pattern, lm.special_id
     s_total = pat.num_steps(t)
@@ -74,7 +76,7 @@ def test_shapes_ranges_and_one_batched_forward_per_step(lm: MusicLM, monkeypatch
     codes = generate_codes(
         lm,
         conditions=conditions(),
-        sampler=DoubleCFGSampler(top_k=5),
+        sampler=DoubleCFGSampler(SamplingSettings(top_k=5)),
         num_frames=9,
         generator=torch.Generator().manual_seed(0),
         progress=lambda d, n: progress.append((d, n)),
@@ -91,7 +93,7 @@ def test_shapes_ranges_and_one_batched_forward_per_step(lm: MusicLM, monkeypatch
 )
 def test_greedy_cached_equals_full_forward(lm: MusicLM, beta: float | None, text: bool, style: bool) -> None:
     conds = conditions(text=text, style=style)
-    sampler = DoubleCFGSampler(cfg_coef=3.0, cfg_coef_beta=beta, temperature=0.0)
+    sampler = DoubleCFGSampler(SamplingSettings(cfg_coef=3.0, cfg_coef_beta=beta, temperature=0.0))
     cached = generate_codes(lm, conditions=conds, sampler=sampler, num_frames=7)
     assert torch.equal(cached, greedy_reference(lm, conds, sampler, 7))
 
@@ -99,7 +101,7 @@ def test_greedy_cached_equals_full_forward(lm: MusicLM, beta: float | None, text
 def test_prompt_preserved_and_greedy_continuation_matches(lm: MusicLM) -> None:
     conds = conditions()
     prompt = torch.randint(0, CARD, (2, K, 4))
-    sampler = DoubleCFGSampler(temperature=0.0)
+    sampler = DoubleCFGSampler(SamplingSettings(temperature=0.0))
     codes = generate_codes(lm, conditions=conds, sampler=sampler, num_frames=8, prompt_codes=prompt)
     assert torch.equal(codes[:, :, :4], prompt)
     assert torch.equal(codes, greedy_reference(lm, conds, sampler, 8, prompt))

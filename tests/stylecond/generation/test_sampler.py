@@ -7,6 +7,7 @@ from torch import Tensor, nn
 from stylecond.conditioners.types import ConditionTensors
 from stylecond.generation.cfg import cfg, double_cfg
 from stylecond.generation.sampler import DoubleCFGSampler
+from stylecond.generation.settings import SamplingSettings
 
 CARD = 13
 
@@ -65,7 +66,7 @@ def test_double_cfg_three_branches_one_call_and_values() -> None:
     model = ToyModel()
     conds = make_conditions()
     tokens = torch.tensor([[1, 2], [3, 4]])
-    sampler = DoubleCFGSampler(cfg_coef=3.0, cfg_coef_beta=5.0, temperature=0.0)
+    sampler = DoubleCFGSampler(SamplingSettings(cfg_coef=3.0, cfg_coef_beta=5.0, temperature=0.0))
     guided = capture_logits(model, sampler, tokens, conds)
     assert model.calls == [6]
     with torch.no_grad():
@@ -86,8 +87,12 @@ def test_beta_one_equals_plain_cfg() -> None:
     conds = make_conditions()
     tokens = torch.tensor([[1], [7]])
     with torch.no_grad():
-        g_double = capture_logits(model, DoubleCFGSampler(cfg_coef=2.0, cfg_coef_beta=1.0), tokens, conds)
-        g_plain = capture_logits(model, DoubleCFGSampler(cfg_coef=2.0, cfg_coef_beta=None), tokens, conds)
+        g_double = capture_logits(
+            model, DoubleCFGSampler(SamplingSettings(cfg_coef=2.0, cfg_coef_beta=1.0)), tokens, conds
+        )
+        g_plain = capture_logits(
+            model, DoubleCFGSampler(SamplingSettings(cfg_coef=2.0, cfg_coef_beta=None)), tokens, conds
+        )
         expected = cfg(model(tokens, conds), model(tokens, {k: v.null() for k, v in conds.items()}), 2.0)
     torch.testing.assert_close(g_double, g_plain)
     torch.testing.assert_close(g_plain, expected)
@@ -106,8 +111,8 @@ def test_beta_one_equals_plain_cfg() -> None:
 def test_fallback_paths(beta: float | None, with_text: bool, with_style: bool, branches: int) -> None:
     model = ToyModel()
     conds = make_conditions(b=3, with_text=with_text, with_style=with_style)
-    sampler = DoubleCFGSampler(cfg_coef_beta=beta)
-    stacked, n = sampler.stack_conditions(conds)
+    sampler = DoubleCFGSampler(SamplingSettings(cfg_coef_beta=beta))
+    stacked, n = sampler.guidance_conditions(conds)
     assert n == branches
     for name, c in stacked.items():
         assert c.batch_size == 3 * n
@@ -121,14 +126,14 @@ def test_fallback_paths(beta: float | None, with_text: bool, with_style: bool, b
 
 def test_style_only_middle_branch() -> None:
     conds = make_conditions(b=2)
-    stacked, n = DoubleCFGSampler().stack_conditions(conds)
+    stacked, n = DoubleCFGSampler().guidance_conditions(conds)
     assert n == 3
     assert torch.equal(stacked["style"].embeddings[2:4], conds["style"].embeddings)
     assert not stacked["text"].mask[2:4].any()
 
 
 def test_combine_and_sample_pieces() -> None:
-    sampler = DoubleCFGSampler(cfg_coef=3.0, cfg_coef_beta=5.0, temperature=0.0)
+    sampler = DoubleCFGSampler(SamplingSettings(cfg_coef=3.0, cfg_coef_beta=5.0, temperature=0.0))
     logits = torch.randn(6, 4, CARD).bfloat16()
     guided = sampler.combine(logits, 3)
     assert guided.shape == (2, 4, CARD) and guided.dtype == torch.float32
@@ -142,18 +147,48 @@ def test_bad_inputs() -> None:
     conds["style"] = ConditionTensors(torch.zeros(3, 2, 6), torch.ones(3, 2, dtype=torch.bool))
     sampler = DoubleCFGSampler()
     with pytest.raises(ValueError, match="conditions\\['style'\\]"):
-        sampler.stack_conditions(conds)
+        sampler.guidance_conditions(conds)
     with pytest.raises(ValueError, match="tokens"):
         sampler.step(ToyModel(), torch.zeros(5, 1, dtype=torch.long), make_conditions(b=2))
     with pytest.raises(ValueError, match="cfg_coef"):
-        DoubleCFGSampler(cfg_coef="3")  # type: ignore[arg-type]
+        DoubleCFGSampler(SamplingSettings(cfg_coef="3"))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="cfg_coef_beta"):
-        DoubleCFGSampler(cfg_coef_beta=True)  # type: ignore[arg-type]
+        DoubleCFGSampler(SamplingSettings(cfg_coef_beta=True))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="cfg_coef_beta"):
-        DoubleCFGSampler(cfg_coef_beta=torch.tensor(5.0, requires_grad=True))  # type: ignore[arg-type]
+        DoubleCFGSampler(SamplingSettings(cfg_coef_beta=torch.tensor(5.0, requires_grad=True)))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="top_k"):
-        DoubleCFGSampler(top_k=-3)
+        DoubleCFGSampler(SamplingSettings(top_k=-3))
     with pytest.raises(ValueError, match="logits_fn"):
         sampler.step(
             lambda t, c: torch.zeros(1, CARD), torch.zeros(2, 1, dtype=torch.long), make_conditions()
         )
+
+
+def test_sampler_guides_with_the_cfg_functions(monkeypatch: pytest.MonkeyPatch) -> None:
+    import stylecond.generation.sampler as sampler_module
+
+    calls: list[str] = []
+    for name in ("cfg", "double_cfg"):
+        original = getattr(sampler_module, name)
+
+        def spy(*args: object, _name: str = name, _original: object = original) -> Tensor:
+            calls.append(_name)
+            return _original(*args)  # type: ignore[operator]
+
+        monkeypatch.setattr(sampler_module, name, spy)
+    logits = torch.randn(6, CARD)
+    sampler = DoubleCFGSampler(SamplingSettings(cfg_coef=2.0, cfg_coef_beta=4.0))
+    sampler.combine(logits, 3)
+    sampler.combine(logits, 2)
+    assert calls == ["double_cfg", "cfg"]
+
+
+def test_settings_defaults_are_musicgen_styles_and_validated() -> None:
+    s = SamplingSettings()
+    assert (s.cfg_coef, s.cfg_coef_beta, s.top_k, s.top_p, s.temperature) == (3.0, 5.0, 250, 0.0, 1.0)
+    assert DoubleCFGSampler().settings == s
+    assert s.replace(top_k=5).top_k == 5 and s.top_k == 250
+    with pytest.raises(ValueError, match="temperature"):
+        s.replace(temperature=-1.0)
+    with pytest.raises(ValueError, match="settings"):
+        DoubleCFGSampler(3.0)  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ from safetensors.torch import save_file
 from tiny_models import build_model
 from torch import Tensor
 
+from stylecond.generation.settings import SamplingSettings
 from stylecond.inversion.generate_hook import inverted_overrides
 from stylecond.inversion.inverted_style import InvertedStyle
 from stylecond.inversion.module import TextualInversionModule
@@ -88,7 +89,11 @@ def test_generation_with_the_learned_style(
         else:
             assert rows is None and overrides["text"].embeddings.shape[0] == (1 if texts is None else 2)
         wav = model.generate(
-            texts=rows, condition_overrides=overrides, duration=0.1, top_k=8, seed=0, cfg_coef_beta=None
+            texts=rows,
+            condition_overrides=overrides,
+            duration=0.1,
+            seed=0,
+            sampling=SamplingSettings(top_k=8, cfg_coef_beta=None),
         )
         n = 1 if texts is None else 2
         assert wav.shape[0] == n and wav.shape[1] == 1 and torch.isfinite(wav).all()
@@ -101,7 +106,12 @@ def test_null_conditions_fill_other_fuser_inputs(synth_audio: list[Tensor], tmp_
     path = ti.save(tmp_path / "s.safetensors")
     rows, overrides = inverted_overrides(model, path, None)
     assert set(overrides) == {"style", "text"} and not overrides["style"].mask.any()
-    wav = model.generate(texts=rows, condition_overrides=overrides, duration=0.1, top_k=8, cfg_coef_beta=None)
+    wav = model.generate(
+        texts=rows,
+        condition_overrides=overrides,
+        duration=0.1,
+        sampling=SamplingSettings(top_k=8, cfg_coef_beta=None),
+    )
     assert torch.isfinite(wav).all()
     _, with_style = inverted_overrides(model, path, None, style_given=True)
     assert set(with_style) == {"text"}

@@ -9,6 +9,7 @@ from torch import nn
 from stylecond.conditioners.types import ConditionTensors
 from stylecond.generation.generate import generate_codes
 from stylecond.generation.sampler import DoubleCFGSampler
+from stylecond.generation.settings import SamplingSettings
 from stylecond.lm.music_lm import MusicLM
 from stylecond.lm.quantize import quantize_int8
 
@@ -50,7 +51,7 @@ def test_int8_greedy_generation_mostly_agrees() -> None:
         "style": ConditionTensors(torch.randn(1, 3, D, generator=g), torch.ones(1, 3, dtype=torch.bool)),
         "text": ConditionTensors(torch.randn(1, 4, D, generator=g), torch.ones(1, 4, dtype=torch.bool)),
     }
-    greedy = DoubleCFGSampler(cfg_coef=3.0, cfg_coef_beta=5.0, temperature=0.0)
+    greedy = DoubleCFGSampler(SamplingSettings(cfg_coef=3.0, cfg_coef_beta=5.0, temperature=0.0))
     a = generate_codes(lm, conditions=conds, sampler=greedy, num_frames=6)
     b = generate_codes(q, conditions=conds, sampler=greedy, num_frames=6)
     assert b.shape == a.shape and int(b.max()) < CARD

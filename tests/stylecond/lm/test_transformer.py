@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from stylecond.lm.attention import causal_padding_mask
-from stylecond.lm.transformer import Transformer, sinusoidal_embedding
+from stylecond.lm.transformer import Transformer
+from stylecond.utils.positions import sinusoidal_embedding
 
 
 def _tiny(**kw: object) -> Transformer:

@@ -9,6 +9,7 @@ import torch
 
 from datamodules.batch import AudioBatch
 from datamodules.synth import SynthStyles
+from stylecond.generation.settings import SamplingSettings
 from stylecond.models.style_musicgen import StyleMusicGen
 
 
@@ -38,7 +39,7 @@ def test_training_step_trains_lm_style_and_text_projection(tiny_model: StyleMusi
     grads = {n for n, p in tiny_model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
     assert any(n.startswith("lm.") for n in grads)
     assert any(n.startswith("text_conditioner.proj") for n in grads)
-    assert any(n.startswith("style_conditioner.") and "transformer" in n or "encoder" in n for n in grads)
+    assert any(n.startswith("style_conditioner.") and ("transformer" in n or "encoder" in n) for n in grads)
     assert not any(n.startswith("text_conditioner.encoder") for n in grads)  # frozen
     assert not any(p.requires_grad for p in tiny_model.codec.parameters())
 
@@ -66,13 +67,14 @@ def test_anti_copy_mask_covers_the_excerpt(
 
 def test_paired_rows_have_no_anti_copy_mask(tiny_model: StyleMusicGen) -> None:
     tiny_model.eval()
-    conditions, span = tiny_model.condition(
+    conditioning = tiny_model.condition(
         texts=None,
         wav=_batch().audio,
         sample_rate=16000,
         style_wav=_batch(paired=[True, False, True]).style_audio,
         has_style=torch.tensor([True, False, True]),
     )
+    conditions, span = conditioning.conditions, conditioning.excerpt_span
     assert span is not None
     assert torch.equal(span[0], torch.zeros(2)) and torch.equal(span[2], torch.zeros(2))
     assert float(span[1, 1] - span[1, 0]) == pytest.approx(1.0, abs=0.01)
@@ -81,7 +83,9 @@ def test_paired_rows_have_no_anti_copy_mask(tiny_model: StyleMusicGen) -> None:
 
 def test_generate_shapes_and_errors(tiny_model: StyleMusicGen) -> None:
     ref = SynthStyles(sample_rate=16000).clip("techno", seconds=2.0, seed=0).audio
-    wav = tiny_model.generate(texts=["a calm piano"], style_audio=ref, duration=0.5, seed=0, top_k=5)
+    wav = tiny_model.generate(
+        texts=["a calm piano"], style_audio=ref, duration=0.5, seed=0, sampling=SamplingSettings(top_k=5)
+    )
     assert wav.shape[0] == 1 and wav.shape[1] == 1
     assert wav.shape[-1] == pytest.approx(0.5 * 16000, rel=0.1)
     with pytest.raises(ValueError, match="duration"):
@@ -95,8 +99,8 @@ def test_generate_shapes_and_errors(tiny_model: StyleMusicGen) -> None:
 
 
 def test_generate_is_reproducible_with_seed(tiny_model: StyleMusicGen) -> None:
-    a = tiny_model.generate(texts=["fast techno"], duration=0.3, seed=3, top_k=8)
-    b = tiny_model.generate(texts=["fast techno"], duration=0.3, seed=3, top_k=8)
+    a = tiny_model.generate(texts=["fast techno"], duration=0.3, seed=3, sampling=SamplingSettings(top_k=8))
+    b = tiny_model.generate(texts=["fast techno"], duration=0.3, seed=3, sampling=SamplingSettings(top_k=8))
     assert torch.equal(a, b)
 
 
@@ -120,3 +124,79 @@ def test_codec_and_lm_must_agree(tiny_model: StyleMusicGen) -> None:
     model = StyleMusicGen(codec=tiny_model.codec, lm=lm, text_conditioner=tiny_model.text_conditioner)
     with pytest.raises(ValueError, match="card=32"):
         model.setup("fit")
+
+
+def test_eval_q_and_excerpt_travel_as_arguments(
+    tiny_model: StyleMusicGen, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stylecond.quantization.rvq_bottleneck import RVQBottleneck
+
+    seen: list[int | None] = []
+    forward = RVQBottleneck.forward
+
+    def spy(self: RVQBottleneck, x: torch.Tensor, **kwargs: object) -> object:
+        seen.append(kwargs.get("n_q"))  # type: ignore[arg-type]
+        return forward(self, x, **kwargs)  # type: ignore[arg-type]
+
+    def refuse(self: object, value: object) -> None:
+        raise AssertionError("generation must not set eval_q on a module")
+
+    monkeypatch.setattr(RVQBottleneck, "forward", spy)
+    monkeypatch.setattr(RVQBottleneck, "eval_q", property(lambda self: self._eval_q, refuse))
+    ref = SynthStyles(sample_rate=16000).clip("techno", seconds=2.0, seed=0).audio
+    sc = tiny_model.style_conditioner
+    before = (sc.eval_q, sc.excerpt_length, sc.excerpt_start)
+    tiny_model.generate(
+        style_audio=ref, duration=0.2, eval_q=5, excerpt_length=0.6, excerpt_start=0.25, seed=0
+    )
+    assert seen[-1] == 5
+    assert (sc.eval_q, sc.excerpt_length, sc.excerpt_start) == before
+    out = sc.eval()(ref[None], sample_rate=16000, n_q=5, excerpt_length=0.6, excerpt_start=0.25)
+    assert out.rvq.n_q == 5 and out.excerpt_span is not None
+    torch.testing.assert_close(out.excerpt_span[0], torch.tensor([0.25, 0.85]))
+
+
+def test_seeded_generate_neither_seeds_nor_draws_from_the_global_rng(tiny_model: StyleMusicGen) -> None:
+    ref = SynthStyles(sample_rate=16000).clip("techno", seconds=2.0, seed=0).audio
+    kwargs = dict(texts=["fast techno"], style_audio=ref, duration=0.2, excerpt_start="random")
+    state = torch.random.get_rng_state()
+    a = tiny_model.generate(seed=1, **kwargs)  # type: ignore[arg-type]
+    assert torch.equal(torch.random.get_rng_state(), state)
+    torch.manual_seed(5)  # unseeded: the caller's global RNG decides, so torch.manual_seed reproduces
+    b = tiny_model.generate(**kwargs)  # type: ignore[arg-type]
+    torch.manual_seed(5)
+    assert torch.equal(b, tiny_model.generate(**kwargs))  # type: ignore[arg-type]
+    assert torch.equal(a, tiny_model.generate(seed=1, **kwargs))  # type: ignore[arg-type]
+
+
+def test_commitment_loss_is_added_and_logged_when_weighted(
+    tiny_config: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import copy
+
+    from stylecond.models.pretrained import instantiate_model
+
+    logged: dict[str, float] = {}
+
+    def log(self: StyleMusicGen, name: str, value: torch.Tensor, **kwargs: object) -> None:
+        logged[name] = float(value)
+
+    monkeypatch.setattr(StyleMusicGen, "log", log)
+    monkeypatch.setattr(StyleMusicGen, "log_dict", lambda self, metrics, **kw: None)
+    losses = {}
+    for weight in (0.0, 2.0):
+        config = copy.deepcopy(tiny_config)
+        config["init_args"]["style_conditioner"]["init_args"]["commitment_weight"] = weight
+        torch.manual_seed(0)
+        model = instantiate_model(config)
+        model.conditioning_dropout.p_all = model.conditioning_dropout.p_style = 0.0
+        model.train()
+        logged.clear()
+        losses[weight] = float(model.shared_step(_batch(), stage="train"))
+        if weight:
+            commit = logged["train/commit_loss"]
+            assert commit > 0
+            assert losses[weight] == pytest.approx(logged["train/loss"])
+        else:
+            assert "train/commit_loss" not in logged
+    assert losses[2.0] > losses[0.0]

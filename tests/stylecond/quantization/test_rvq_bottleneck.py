@@ -147,7 +147,7 @@ class _Foreign(L.LightningModule):
 
     def on_train_end(self) -> None:
         torch.save(self.rvq.codebooks.clone(), Path(self.out_dir) / f"rank{self.global_rank}.pt")
-        torch.save(torch.tensor(self.rvq._sync), Path(self.out_dir) / f"sync{self.global_rank}.pt")
+        torch.save(torch.tensor(self.rvq.synced), Path(self.out_dir) / f"sync{self.global_rank}.pt")
 
 
 @pytest.mark.slow

@@ -51,6 +51,12 @@ def test_fast_dev_run(clis: list[Any], debug_args: Callable[..., list[str]]) -> 
     assert math.isfinite(float(trainer.callback_metrics["train/loss"]))
     assert math.isfinite(float(trainer.callback_metrics["val/loss"]))
     assert not Path("runs").exists()  # fast_dev_run writes no logs and no checkpoints
+    # the style bottleneck's health, logged by the model through Lightning's public self.log
+    logged = trainer.callback_metrics
+    assert {"style/rvq/usage_0", "style/rvq/perplexity_0", "style/rvq/dead_codes_5", "style/rvq/n_q"} <= set(
+        logged
+    )
+    assert 0.5 <= float(logged["style/excerpt_seconds"]) <= 1.0
 
 
 @pytest.mark.slow

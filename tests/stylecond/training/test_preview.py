@@ -17,6 +17,7 @@ from matplotlib.image import imread
 
 from datamodules.batch import AudioBatch
 from datamodules.synth import SynthStyles
+from stylecond.generation.settings import SamplingSettings
 from stylecond.models.pretrained import instantiate_model
 from stylecond.models.style_musicgen import StyleMusicGen
 from stylecond.training.preview import GenerationPreview, spectrogram_image
@@ -82,7 +83,7 @@ def _trainer(tmp_path: Path, preview: GenerationPreview) -> L.Trainer:
 def test_previews_go_to_tensorboard_and_the_log_dir(model: StyleMusicGen, tmp_path: Path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    preview = GenerationPreview(seconds=0.4, num_examples=2, top_k=8)
+    preview = GenerationPreview(seconds=0.4, num_examples=2, sampling=SamplingSettings(top_k=8))
     trainer = _trainer(tmp_path, preview)
     trainer.validate(model, dataloaders=_Loader(_batch(), _batch()), verbose=False)
 
@@ -113,7 +114,9 @@ def test_previews_go_to_tensorboard_and_the_log_dir(model: StyleMusicGen, tmp_pa
 def test_every_n_val_and_training_randomness(
     model: StyleMusicGen, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    preview = GenerationPreview(every_n_val=2, seconds=0.2, num_examples=1, top_k=8)
+    preview = GenerationPreview(
+        every_n_val=2, seconds=0.2, num_examples=1, sampling=SamplingSettings(top_k=8)
+    )
     trainer = _trainer(tmp_path, preview)
     logged: list[list[str]] = []
     monkeypatch.setattr(preview, "_log", lambda trainer, clips, sr, out: logged.append(sorted(clips)))

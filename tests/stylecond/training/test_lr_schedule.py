@@ -11,14 +11,13 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from stylecond.models.style_musicgen import StyleMusicGen
 from stylecond.training.cli import run_lightning_cli
-from stylecond.training.optim import OptimConfig, cosine_with_warmup
 
 
 class _Stop(Exception):
     pass
 
 
-def _schedule_length(scheduler: LambdaLR) -> int:
+def schedule_length(scheduler: LambdaLR) -> int:
     """``total_steps`` of a warm-up-free, min-0 cosine schedule, read back from its factor at step 1."""
     factor = scheduler.lr_lambdas[0](1)
     return round(math.pi / math.acos(2.0 * factor - 1.0))
@@ -27,9 +26,10 @@ def _schedule_length(scheduler: LambdaLR) -> int:
 def test_schedule_length_read_back() -> None:
     import torch
 
+    from stylecond.utils.optim import cosine_with_warmup
+
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    assert _schedule_length(cosine_with_warmup(opt, warmup_steps=0, total_steps=37)) == 37
-    assert OptimConfig().total_steps is None  # default: the trainer decides
+    assert schedule_length(cosine_with_warmup(opt, warmup_steps=0, total_steps=37)) == 37
 
 
 @pytest.fixture()
@@ -45,7 +45,7 @@ def schedule_of(
         def stop(self: StyleMusicGen) -> None:
             scheduler = self.lr_schedulers()
             assert isinstance(scheduler, LambdaLR)
-            seen.append(_schedule_length(scheduler))
+            seen.append(schedule_length(scheduler))
             raise _Stop
 
         monkeypatch.setattr(StyleMusicGen, "on_train_start", stop)
