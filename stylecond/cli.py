@@ -23,6 +23,10 @@ LIGHTNING_SUBCOMMANDS: dict[str, str] = {
 TOOL_SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("generate", "Generate music from reference audio and/or a text prompt."),
     "export": ("export", "Export a training checkpoint to a from_pretrained directory."),
+    "convert": (
+        "convert",
+        "Convert an audiocraft or transformers MusicGen (path or hub id) to a stylecond export.",
+    ),
     "make-shards": ("make_shards", "Write WebDataset shards from audio folders or synthetic styles."),
     "invert": ("invert", "Textual inversion: learn a pseudo-word for reference audio."),
     "evaluate": ("evaluate", "Evaluate a model: FAD, KL, CLAP, KNN style metrics, report and plots."),

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from stylecond.codecs.base import AudioCodec
 from stylecond.utils.frozen import exclude_from_checkpoint, freeze_
+from stylecond.utils.hf_component import load_component
 
 
 class EncodecCodec(AudioCodec):
@@ -28,6 +29,8 @@ class EncodecCodec(AudioCodec):
             smallest (2.2 kbps = 4 codebooks for encodec_32khz; 1.5 kbps = 2 for encodec_24khz).
         revision: hub revision (branch, tag or commit) to load.
         local_files_only: never contact the hub (also implied by ``HF_HUB_OFFLINE=1``).
+        component: load the EnCodec sub-model of a composite checkpoint instead (e.g. ``audio_encoder``
+            of a transformers MusicGen repository).
     """
 
     def __init__(
@@ -37,6 +40,7 @@ class EncodecCodec(AudioCodec):
         bandwidth: float | None = None,
         revision: str | None = None,
         local_files_only: bool = False,
+        component: str | None = None,
     ) -> None:
         super().__init__()
         if bandwidth is not None and not (math.isfinite(bandwidth) and bandwidth > 0):
@@ -45,6 +49,7 @@ class EncodecCodec(AudioCodec):
         self._requested_bandwidth = bandwidth
         self.revision = revision
         self.local_files_only = local_files_only
+        self.component = component
         self._config: Any = None
         self.model: torch.nn.Module | None = None
         exclude_from_checkpoint(self, "model")
@@ -60,9 +65,14 @@ class EncodecCodec(AudioCodec):
             from transformers import AutoConfig, EncodecConfig
 
             config = AutoConfig.from_pretrained(self.model_name_or_path, **self._hub_kwargs())
+            if self.component is not None:
+                config = getattr(config, self.component, None)
             if not isinstance(config, EncodecConfig):
+                what = self.model_name_or_path + (
+                    f" (component {self.component!r})" if self.component else ""
+                )
                 raise ValueError(
-                    f"model_name_or_path {self.model_name_or_path!r} is a {type(config).__name__}, not an EncodecConfig"
+                    f"model_name_or_path {what} is a {type(config).__name__}, not an EncodecConfig"
                 )
             if config.chunk_length_s is not None or config.normalize:
                 raise ValueError(
@@ -85,7 +95,11 @@ class EncodecCodec(AudioCodec):
             from transformers import EncodecModel
 
             config = self.config
-            loaded = EncodecModel.from_pretrained(self.model_name_or_path, **self._hub_kwargs())
+            loaded: Any
+            if self.component is not None:
+                loaded = load_component(self.model_name_or_path, self.component, **self._hub_kwargs())
+            else:
+                loaded = EncodecModel.from_pretrained(self.model_name_or_path, **self._hub_kwargs())
             if loaded.config.codebook_size != config.codebook_size:
                 raise ValueError(f"{self.model_name_or_path!r}: model and config disagree on codebook_size")
             self.model = freeze_(loaded.float())
@@ -133,7 +147,8 @@ class EncodecCodec(AudioCodec):
 
     @property
     def codec_id(self) -> str:
-        return f"encodec:{self.model_name_or_path}:{self.bandwidth:g}"
+        source = self.model_name_or_path + (f"/{self.component}" if self.component else "")
+        return f"encodec:{source}:{self.bandwidth:g}"
 
     # ---------------------------------------------------------------- coding
     @torch.no_grad()

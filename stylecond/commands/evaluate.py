@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from stylecond.commands.sampling_flags import add_sampling_arguments, sampling_from_args
+from stylecond.generation.settings import SamplingSettings
 
 __all__ = ["add_arguments", "load_model", "run"]
 
@@ -166,7 +167,8 @@ def run(args: argparse.Namespace) -> int:
 
             report = evaluate(
                 model, references, settings, embedder, duration=args.duration, excerpt_seconds=args.excerpt_length,
-                sampling=sampling_from_args(args, beta=False), seed=args.seed,
+                sampling=sampling_from_args(args, getattr(model, "sampling", SamplingSettings()), beta=False),
+                seed=args.seed,
                 batch_size=args.batch_size, knn_k=args.knn_k, chunk_seconds=args.chunk_seconds,
                 text_pairing=args.text_pairing, clap=clap, kl_classifier=kl_classifier,
                 audio_dir=args.out / "audio" if args.save_audio else None, progress=on_batch, step_progress=on_step,

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from stylecond.audio import AudioError, load_audio, save_audio
 from stylecond.commands.sampling_flags import FLAGS as SAMPLING_FLAGS
-from stylecond.commands.sampling_flags import add_sampling_arguments, settings_or_flag_error
+from stylecond.commands.sampling_flags import add_sampling_arguments, sampling_with
 
 _FLAGS = {  # request field -> command-line flag (for error messages)
     "text": "--text",
@@ -27,7 +27,13 @@ _FLAGS = {  # request field -> command-line flag (for error messages)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=Path, required=True, help="Directory from `stylecond export`.")
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="A stylecond export, an audiocraft release or a transformers MusicGen: local directory or hub id "
+        "(e.g. facebook/musicgen-style).",
+    )
+    parser.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) of --model.")
     parser.add_argument("--text", default=None, help="Text prompt.")
     parser.add_argument("--style-audio", type=Path, default=None, help="Reference audio file.")
     parser.add_argument("--eval-q", type=int, default=None, help="Style codebooks 1..Q (fewer = looser).")
@@ -44,7 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         help="Batch mode: a jsonl file, one request per line with fields text, style_audio, out and any of "
-        "eval_q, excerpt_length, cfg_coef, cfg_coef_beta, top_k, top_p, temperature, duration, seed.",
+        "eval_q, excerpt_length, cfg_coef, cfg_coef_beta ('none' = plain CFG), top_k, top_p, temperature, "
+        "duration, seed.",
     )
 
 
@@ -106,7 +113,7 @@ def generate_one(model: Any, request: dict[str, Any], progress: Any = None) -> P
             )
     texts: list[str | None] | None = None if request["text"] is None else [request["text"]]
     overrides = None
-    sampling = settings_or_flag_error({field: request[field] for field in SAMPLING_FLAGS})
+    sampling = sampling_with(model.sampling, {field: request[field] for field in SAMPLING_FLAGS})
     if request["inverted"] is not None:
         from stylecond.inversion.generate_hook import inverted_overrides
 
@@ -151,8 +158,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         requests = _requests(args)
-        model = StyleMusicGen.from_pretrained(args.model)
-    except (ValueError, FileNotFoundError) as err:
+        model = StyleMusicGen.from_pretrained(args.model, revision=args.revision)
+    except (ValueError, FileNotFoundError, OSError) as err:
         print(f"stylecond generate: {err}")
         return 2
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))

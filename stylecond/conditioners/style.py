@@ -13,8 +13,9 @@ from torch import Tensor, nn
 from stylecond.audio import resample
 from stylecond.conditioners.types import ConditionTensors
 from stylecond.features.base import AudioFeatureExtractor
+from stylecond.layers.transformer import Transformer
 from stylecond.quantization.rvq_bottleneck import RVQBottleneck, RVQOutput
-from stylecond.utils.positions import sinusoidal_embedding
+from stylecond.utils.positions import Spacing
 
 #: where an inference excerpt starts: "middle", "random" or a time in seconds (clipped to fit)
 ExcerptStart = Literal["middle", "random"] | float
@@ -70,6 +71,13 @@ class StyleConditioner(L.LightningModule):
         ffn_dim: feed-forward hidden size.
         dropout: transformer dropout.
         sinusoidal_positions: add sine/cosine positions to the encoder input.
+        position_spacing: frequency spacing of those sinusoids: "transformer" (stylecond 0.1's) or
+            "musicgen" (audiocraft's; see :mod:`stylecond.utils.positions`).
+        bias: biases in the encoder's attention and feed-forward layers (audiocraft's encoder has none).
+        final_norm: a LayerNorm after the encoder's last layer (audiocraft's encoder has none).
+        input_proj: a linear layer from the extractor's width to ``dim`` (False: the extractor must
+            already output ``dim``, as audiocraft's EnCodec-token variant does).
+        batch_norm: normalise the encoder output with ``BatchNorm1d(affine=False)`` before the bottleneck.
         num_codebooks: RVQ codebooks.
         codebook_size: entries per codebook.
         eval_q: codebooks used at inference (1..num_codebooks).
@@ -95,6 +103,11 @@ class StyleConditioner(L.LightningModule):
         ffn_dim: int = 2048,
         dropout: float = 0.1,
         sinusoidal_positions: bool = True,
+        position_spacing: Spacing = "transformer",
+        bias: bool = True,
+        final_norm: bool = True,
+        input_proj: bool = True,
+        batch_norm: bool = True,
         num_codebooks: int = 6,
         codebook_size: int = 1024,
         eval_q: int = 3,
@@ -127,20 +140,22 @@ class StyleConditioner(L.LightningModule):
         self.excerpt_min, self.excerpt_max = excerpt_min, excerpt_max
         self.excerpt_length = excerpt_length
         self.excerpt_start = excerpt_start
-        self.use_positions = sinusoidal_positions
-        self.input_proj = nn.Linear(extractor.dim, dim)
-        layer = nn.TransformerEncoderLayer(
-            d_model=dim,
-            nhead=num_heads,
-            dim_feedforward=ffn_dim,
+        if not input_proj and extractor.dim != dim:
+            raise ValueError(f"input_proj=False needs extractor.dim == dim; got {extractor.dim} and {dim}")
+        self.input_proj: nn.Module = nn.Linear(extractor.dim, dim) if input_proj else nn.Identity()
+        self.encoder = Transformer(
+            dim=dim,
+            num_heads=num_heads,
+            num_layers=num_layers,
+            ffn_dim=ffn_dim,
             dropout=dropout,
-            activation="gelu",
-            batch_first=True,
-            norm_first=True,
+            bias=bias,
+            causal=False,
+            final_norm=final_norm,
+            positions=sinusoidal_positions,
+            position_spacing=position_spacing,
         )
-        self.encoder = nn.TransformerEncoder(layer, num_layers=num_layers, enable_nested_tensor=False)
-        self.final_norm = nn.LayerNorm(dim)
-        self.batch_norm = nn.BatchNorm1d(dim, affine=False)
+        self.batch_norm: nn.Module = nn.BatchNorm1d(dim, affine=False) if batch_norm else nn.Identity()
         self.rvq = RVQBottleneck(
             dim=dim,
             num_codebooks=num_codebooks,
@@ -153,6 +168,7 @@ class StyleConditioner(L.LightningModule):
             log_prefix="style/rvq",
         )
         self.output_proj = nn.Linear(dim, output_dim)
+        self.register_load_state_dict_pre_hook(_upgrade_torch_encoder_keys)
 
     # ---------------------------------------------------------------- properties
     @property
@@ -315,7 +331,7 @@ class StyleConditioner(L.LightningModule):
         if sample_rate != ext_sr:
             excerpt = resample(excerpt, sample_rate, ext_sr)
             ext_len = (length.double() * ext_sr / sample_rate).round().long()
-        feats = self.extractor(excerpt.to(self.input_proj.weight.dtype))  # [B, F, De]
+        feats = self.extractor(excerpt.to(self.output_proj.weight.dtype))  # [B, F, De]
         num_f = torch.tensor(
             [self.extractor.num_frames(int(n)) for n in ext_len.tolist()], device=feats.device
         )
@@ -337,12 +353,26 @@ class StyleConditioner(L.LightningModule):
 
     def _encode(self, feats: Tensor, valid: Tensor, n_q: int | None) -> RVQOutput:
         """``feats [B, F, De]`` with ``valid [B, F]`` -> bottleneck output ``[B, F, dim]``."""
-        x = self.input_proj(feats)
-        if self.use_positions:
-            pos = torch.arange(x.shape[1], device=x.device)
-            x = x + sinusoidal_embedding(pos, x.shape[2], spacing="transformer").to(x.dtype)[None]
-        x = self.encoder(x, src_key_padding_mask=~valid)
-        x = self.final_norm(x)
+        x = self.encoder(self.input_proj(feats), key_valid=valid)
         normed = torch.zeros_like(x)
         normed[valid] = self.batch_norm(x[valid])  # statistics over valid frames only
         return self.rvq(normed, mask=valid, n_q=n_q)
+
+
+def _upgrade_torch_encoder_keys(
+    module: nn.Module, state_dict: dict[str, Tensor], prefix: str, *args: object
+) -> None:
+    """Rename the keys of exports whose encoder was ``torch.nn.TransformerEncoder`` (stylecond 0.1):
+    ``encoder.layers.{i}.self_attn.in_proj_{weight,bias}`` -> ``...self_attn.in_proj.{weight,bias}`` and
+    ``final_norm.*`` -> ``encoder.out_norm.*`` (the rest already matches)."""
+    for key in list(state_dict):
+        if not key.startswith(prefix):
+            continue
+        rest = key[len(prefix) :]
+        new = None
+        if rest.startswith("encoder.layers.") and ".self_attn.in_proj_" in rest:
+            new = rest.replace(".self_attn.in_proj_", ".self_attn.in_proj.")
+        elif rest.startswith("final_norm."):
+            new = "encoder.out_norm." + rest[len("final_norm.") :]
+        if new is not None:
+            state_dict[prefix + new] = state_dict.pop(key)

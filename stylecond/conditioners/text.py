@@ -12,6 +12,7 @@ from torch import nn
 from stylecond.conditioners.dropout import check_probability, word_dropout
 from stylecond.conditioners.types import ConditionTensors
 from stylecond.utils.frozen import exclude_from_checkpoint, freeze_
+from stylecond.utils.hf_component import load_component
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
@@ -59,6 +60,8 @@ class HFTextConditioner(L.LightningModule):
         local_files_only: Never contact the model hub (also implied by ``HF_HUB_OFFLINE=1``).
         trust_remote_code: Allow repository code to run when loading; only enable for repositories you trust.
         revision: Hub revision (branch, tag or commit) to load; None for the default branch.
+        component: Load the encoder from this sub-model of a composite checkpoint instead (e.g.
+            ``text_encoder`` of a transformers MusicGen repository, whose root holds the tokenizer).
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class HFTextConditioner(L.LightningModule):
         local_files_only: bool = False,
         trust_remote_code: bool = False,
         revision: str | None = None,
+        component: str | None = None,
     ) -> None:
         super().__init__()
         if not model_name_or_path:
@@ -93,6 +97,7 @@ class HFTextConditioner(L.LightningModule):
         self.local_files_only = bool(local_files_only)
         self.trust_remote_code = bool(trust_remote_code)
         self.revision = revision
+        self.component = component
         self.proj = nn.Linear(self.encoder_dim, self.output_dim)
         self.encoder: PreTrainedModel | None = None
         self.tokenizer: PreTrainedTokenizerBase | None = None
@@ -118,6 +123,13 @@ class HFTextConditioner(L.LightningModule):
         """Load the encoder network: an encoder-only class for known encoder-decoder configs, else AutoModel."""
         from transformers import AutoConfig, AutoModel
 
+        if self.component is not None:
+            return cast(
+                "PreTrainedModel",
+                load_component(
+                    source, self.component, revision=self.revision, local_files_only=self.local_files_only
+                ),
+            )
         kwargs = self._pretrained_kwargs()
         config = AutoConfig.from_pretrained(source, **kwargs)
         for config_cls, model_cls in _encoder_only_classes().items():

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from stylecond.features.base import AudioFeatureExtractor
+from stylecond.features.mert import load_audio_encoder
 from stylecond.utils.frozen import exclude_from_checkpoint, freeze_
 
 
@@ -17,8 +18,10 @@ class HFAudioEncoderFeatures(AudioFeatureExtractor):
 
     The model is loaded lazily (first forward, :meth:`load`, or the owner's ``configure_model``) by hub
     name or local directory, never in the constructor, and is left out of checkpoints. The reference
-    setting is MERT-v1-95M's last layer (768-d, 75 Hz, 24 kHz mono); MERT ships custom code, so it
-    needs ``trust_remote_code`` switched on (off by default: only enable it for code you trust).
+    setting is MERT-v1-95M's last layer (768-d, 75 Hz, 24 kHz mono, raw waveform). MERT's repository ships
+    its own modelling code, but MERT-v1-95M is a plain HuBERT: it loads as transformers' ``HubertModel``
+    and runs no repository code (:mod:`stylecond.features.mert`). ``trust_remote_code`` stays off unless
+    you pass it (then pin ``revision``).
 
     Args:
         model_name_or_path: hub name or local directory of the encoder.
@@ -27,8 +30,9 @@ class HFAudioEncoderFeatures(AudioFeatureExtractor):
         frame_rate: frames per second of its hidden states (sample_rate / product of its conv strides).
         dim: hidden size of the encoder (checked against its config).
         normalize_input: zero-mean, unit-variance normalise each waveform first (wav2vec 2.0 style).
-        trust_remote_code: allow the checkpoint's own modelling code (needed by MERT).
+        trust_remote_code: run the checkpoint's own modelling code (not needed for MERT-v1-95M).
         local_files_only: never contact the hub.
+        revision: hub revision (branch, tag or commit) to load.
     """
 
     def __init__(
@@ -42,6 +46,7 @@ class HFAudioEncoderFeatures(AudioFeatureExtractor):
         normalize_input: bool = False,
         trust_remote_code: bool = False,
         local_files_only: bool = False,
+        revision: str | None = None,
     ) -> None:
         super().__init__()
         self.model_name_or_path = str(model_name_or_path)
@@ -52,6 +57,7 @@ class HFAudioEncoderFeatures(AudioFeatureExtractor):
         self.normalize_input = normalize_input
         self.trust_remote_code = trust_remote_code
         self.local_files_only = local_files_only
+        self.revision = revision
         self.model: nn.Module | None = None
         self._conv: list[tuple[int, int]] | None = None
         self.register_buffer("_device_probe", torch.zeros(0), persistent=False)
@@ -77,10 +83,9 @@ class HFAudioEncoderFeatures(AudioFeatureExtractor):
         """Load the encoder (once) onto this module's device and check its hidden size and frame rate."""
         if self.model is not None:
             return
-        from transformers import AutoModel
-
-        model = AutoModel.from_pretrained(
+        model = load_audio_encoder(
             self.model_name_or_path,
+            revision=self.revision,
             local_files_only=self.local_files_only,
             trust_remote_code=self.trust_remote_code,
         )
@@ -129,5 +134,9 @@ class HFAudioEncoderFeatures(AudioFeatureExtractor):
         assert self.model is not None
         if self.normalize_input:
             mono = (mono - mono.mean(dim=-1, keepdim=True)) / (mono.std(dim=-1, keepdim=True) + 1e-7)
+        if self.layer == -1:  # the last layer: no need to keep every hidden state
+            return self.model(input_values=mono).last_hidden_state
         out = self.model(input_values=mono, output_hidden_states=True)
+        if out.hidden_states is None:
+            raise ValueError(f"{self.model_name_or_path!r} returns no hidden states: use layer=-1")
         return out.hidden_states[self.layer]

@@ -13,6 +13,7 @@ all-bos first step (stereo: delay ``k // 2``), exactly :class:`DelayPattern`, so
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -33,6 +34,36 @@ def _decoder_lm(hf_model: Any) -> Any:
     return hf_model
 
 
+def decoder_lm_args(cfg: Any) -> dict[str, Any]:
+    """:class:`MusicLM` init args (the pattern as a ``class_path`` config) for a ``MusicgenDecoderConfig``;
+    ValueError for a config whose decoder MusicLM cannot reproduce."""
+    if cfg.activation_function != "gelu":
+        raise ValueError(f"config.activation_function must be 'gelu', got {cfg.activation_function!r}")
+    if cfg.pad_token_id != cfg.vocab_size or cfg.bos_token_id != cfg.vocab_size:
+        raise ValueError(
+            "config pad_token_id and bos_token_id must equal vocab_size "
+            f"({cfg.vocab_size}), got {cfg.pad_token_id} and {cfg.bos_token_id}"
+        )
+    k = int(cfg.num_codebooks)
+    delays = [c // 2 for c in range(k)] if cfg.audio_channels == 2 else list(range(k))
+    return {
+        "num_codebooks": k,
+        "card": int(cfg.vocab_size),
+        "dim": int(cfg.hidden_size),
+        "num_heads": int(cfg.num_attention_heads),
+        "num_layers": int(cfg.num_hidden_layers),
+        "ffn_dim": int(cfg.ffn_dim),
+        "dropout": float(cfg.dropout),
+        "pattern": {"class_path": "stylecond.lm.patterns.DelayPattern", "init_args": {"delays": delays}},
+        "cross_attention": True,
+        "cross_dim": int(cfg.hidden_size),
+        "bias": False,
+        "norm_bias": True,
+        "norm_eps": 1e-5,
+        "scale_embedding": False,  # transformers ignores config.scale_embedding in the forward
+    }
+
+
 def musicgen_from_transformers(hf_model: Any) -> MusicLM:
     """Copy the weights of a transformers ``MusicgenForCausalLM`` into a new :class:`MusicLM`.
 
@@ -45,37 +76,20 @@ def musicgen_from_transformers(hf_model: Any) -> MusicLM:
     """
     lm = _decoder_lm(hf_model)
     cfg = lm.config
-    if cfg.activation_function != "gelu":
-        raise ValueError(
-            f"hf_model.config.activation_function must be 'gelu', got {cfg.activation_function!r}"
-        )
-    if cfg.pad_token_id != cfg.vocab_size or cfg.bos_token_id != cfg.vocab_size:
-        raise ValueError(
-            "hf_model.config pad_token_id and bos_token_id must equal vocab_size "
-            f"({cfg.vocab_size}), got {cfg.pad_token_id} and {cfg.bos_token_id}"
-        )
-    k = cfg.num_codebooks
-    delays = [c // 2 for c in range(k)] if cfg.audio_channels == 2 else list(range(k))
-    model = MusicLM(
-        num_codebooks=k,
-        card=cfg.vocab_size,
-        dim=cfg.hidden_size,
-        num_heads=cfg.num_attention_heads,
-        num_layers=cfg.num_hidden_layers,
-        ffn_dim=cfg.ffn_dim,
-        dropout=float(cfg.dropout),
-        pattern=DelayPattern(delays=delays),
-        cross_attention=True,
-        cross_dim=cfg.hidden_size,
-        bias=False,
-        norm_bias=True,
-        norm_eps=1e-5,
-        scale_embedding=False,  # transformers ignores config.scale_embedding in the forward
-    )
-    dec = lm.model.decoder
+    args = decoder_lm_args(cfg)
+    k = args["num_codebooks"]
+    model = MusicLM(**{**args, "pattern": DelayPattern(delays=args["pattern"]["init_args"]["delays"])})
     src = {n: t.detach().float().cpu() for n, t in lm.state_dict().items()}
+    model.load_state_dict(decoder_state(src, num_layers=cfg.num_hidden_layers, num_codebooks=k), strict=True)
+    return model
+
+
+def decoder_state(
+    src: Mapping[str, torch.Tensor], *, num_layers: int, num_codebooks: int
+) -> dict[str, torch.Tensor]:
+    """A ``MusicgenForCausalLM`` state dict (``model.decoder.*``, ``lm_heads.*``) -> :class:`MusicLM` names."""
     out: dict[str, torch.Tensor] = {}
-    for c in range(k):
+    for c in range(num_codebooks):
         out[f"embeddings.{c}.weight"] = src[f"model.decoder.embed_tokens.{c}.weight"]
         out[f"heads.{c}.weight"] = src[f"lm_heads.{c}.weight"]
     norms = {
@@ -83,7 +97,7 @@ def musicgen_from_transformers(hf_model: Any) -> MusicLM:
         "encoder_attn_layer_norm": "norm_cross",
         "final_layer_norm": "norm2",
     }
-    for i in range(len(dec.layers)):
+    for i in range(num_layers):
         s, d = f"model.decoder.layers.{i}.", f"transformer.layers.{i}."
         qkv = [src[f"{s}self_attn.{p}_proj.weight"] for p in ("q", "k", "v")]
         out[f"{d}self_attn.in_proj.weight"] = torch.cat(qkv)
@@ -99,5 +113,4 @@ def musicgen_from_transformers(hf_model: Any) -> MusicLM:
             out[f"{d}{ours}.bias"] = src[f"{s}{hf_name}.bias"]
     out["transformer.out_norm.weight"] = src["model.decoder.layer_norm.weight"]
     out["transformer.out_norm.bias"] = src["model.decoder.layer_norm.bias"]
-    model.load_state_dict(out, strict=True)
-    return model
+    return out

@@ -1,4 +1,4 @@
-"""Textual inversion (DESIGN.md §1.1): learn pseudo-word vectors for reference audio on a frozen model."""
+"""Textual inversion (docs/design.md §1.1): learn pseudo-word vectors for reference audio on a frozen model."""
 
 from __future__ import annotations
 

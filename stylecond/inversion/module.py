@@ -41,7 +41,7 @@ Progress = Callable[[int, int, float], Any]
 
 
 class TextualInversionModule(L.LightningModule):
-    """Textual inversion (DESIGN.md §1.1): P new vectors learned so the frozen LM predicts a reference's codes.
+    """Textual inversion (docs/design.md §1.1): P new vectors learned so the frozen LM predicts a reference's codes.
 
     The base model (``StyleMusicGen`` or anything with ``codec``, ``lm``, ``text_conditioner`` and
     ``fuser``) is frozen in place (``requires_grad=False``, eval mode) and left out of this module's

@@ -1,6 +1,6 @@
 """MusicLM: MusicGen's decoder over K codebook streams, with prefix and cross-attention conditioning.
 
-Decoding API (stable; see also /tmp/team/lm_api.md). ``special = model.special_id == model.card``; pattern
+Decoding API (stable). ``special = model.special_id == model.card``; pattern
 space is ``seq [B, K, S]`` from ``model.pattern.build(codes, special)``: step 0 is all ``special``, code
 ``(k, t)`` sits at step ``model.pattern.positions(T)[k, t]`` (delay pattern: ``t + k + 1``, ``S = T + K``)
 and the logits at step s predict the tokens of step s + 1::
@@ -27,9 +27,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stylecond.conditioners.types import ConditionTensors
+from stylecond.layers.transformer import Transformer
 from stylecond.lm.outputs import DecodeState, LMOutput, LossOutput
 from stylecond.lm.patterns import CodebookPattern, DelayPattern
-from stylecond.lm.transformer import Transformer
 
 __all__ = ["DecodeState", "LMOutput", "LossOutput", "MusicLM"]
 
@@ -57,6 +57,10 @@ class MusicLM(L.LightningModule):
         norm_bias: biases in the layer norms (MusicGen: True).
         norm_eps: layer norm epsilon.
         scale_embedding: multiply the summed embeddings by sqrt(dim) (transformers' ``scale_embedding``).
+        condition_masks: honour the conditions' masks: masked prefix tokens are attended by nobody and
+            masked cross-attention keys are ignored (stylecond, transformers). False attends to every
+            condition token, masked ones (zeros) included, as audiocraft's MusicGen does; models loaded
+            from audiocraft use False.
     """
 
     def __init__(
@@ -77,6 +81,7 @@ class MusicLM(L.LightningModule):
         norm_bias: bool = True,
         norm_eps: float = 1e-5,
         scale_embedding: bool = False,
+        condition_masks: bool = True,
     ) -> None:
         super().__init__()
         for name, value in (
@@ -88,6 +93,7 @@ class MusicLM(L.LightningModule):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
         self.num_codebooks, self.card, self.dim = num_codebooks, card, dim
+        self.condition_masks = condition_masks
         self.pattern = (pattern or DelayPattern()).bind(num_codebooks)
         self.embed_scale = dim**0.5 if scale_embedding else 1.0
         self.embeddings = nn.ModuleList(nn.Embedding(card + 1, dim) for _ in range(num_codebooks))
@@ -207,14 +213,14 @@ class MusicLM(L.LightningModule):
         if prefix is not None:
             p = prefix.embeddings.shape[1]
             x = torch.cat([prefix.embeddings.to(x.dtype), x], dim=1)
-            if not bool(prefix.mask.all()):
+            if self.condition_masks and not bool(prefix.mask.all()):
                 ones = torch.ones(seq.shape[0], seq.shape[2], dtype=torch.bool, device=x.device)
                 key_valid = torch.cat([prefix.mask.to(x.device), ones], dim=1)
         h = self.transformer(
             x,
             key_valid=key_valid,
             cross=None if cross is None else cross.embeddings.to(x.dtype),
-            cross_mask=None if cross is None else cross.mask,
+            cross_mask=None if cross is None or not self.condition_masks else cross.mask,
         )
         return self._logits(h[:, p:])
 
@@ -284,7 +290,8 @@ class MusicLM(L.LightningModule):
         """Allocate the KV cache for ``max_steps`` pattern steps and run ``prefix`` (if any) into it.
 
         ``dtype`` defaults to the parameters' dtype (pass the autocast dtype when decoding under autocast).
-        Prefix rows whose mask is all False (null conditions) are not run: nothing attends to them.
+        Prefix rows whose mask is all False (null conditions) are not run: nothing attends to them (unless
+        ``condition_masks`` is off).
         ``check_ids=False`` makes :meth:`step` skip the id range check (two host syncs per step): only for
         callers whose tokens are already validated (e.g. ``generate_codes``); shapes are still checked.
         """
@@ -299,12 +306,12 @@ class MusicLM(L.LightningModule):
             p + max_steps,
             device=device,
             dtype=dtype,
-            key_valid=None if prefix is None else prefix.mask,
+            key_valid=None if prefix is None or not self.condition_masks else prefix.mask,
             cross=None if cross is None else cross.embeddings,
-            cross_mask=None if cross is None else cross.mask,
+            cross_mask=None if cross is None or not self.condition_masks else cross.mask,
         )
         if prefix is not None and p:
-            active = prefix.mask.to(device).any(dim=1)
+            active = prefix.mask.to(device).any(dim=1) | (not self.condition_masks)
             rows = None if bool(active.all()) else active.nonzero().flatten()
             self.transformer.prefill(prefix.embeddings.to(device=device, dtype=dtype), cache, rows=rows)
         return DecodeState(cache=cache, max_steps=max_steps, prefix_len=p, check_ids=check_ids)

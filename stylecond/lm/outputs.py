@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from stylecond.lm.transformer import KVCache
+from stylecond.layers.transformer import KVCache
 
 
 @dataclass

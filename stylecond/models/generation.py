@@ -75,7 +75,7 @@ class GenerationMixin:
                 looser adherence to the audio.
             excerpt_length: seconds of reference audio the style is taken from (default: the conditioner's).
             excerpt_start: where the excerpt starts: "middle", "random" or seconds (default: the conditioner's).
-            sampling: guidance and sampling settings (default: ``SamplingSettings()``).
+            sampling: guidance and sampling settings (default: the model's ``sampling``).
             seed: seed of the sampling and excerpt draws (None: the global RNG, so ``torch.manual_seed``
                 reproduces a call).
             window_seconds / stride_seconds: sliding window for long durations.
@@ -102,7 +102,7 @@ class GenerationMixin:
         device = next(self.lm.parameters()).device
         if wav is not None:
             wav = wav.to(device=device, dtype=torch.float32)
-        sampler = DoubleCFGSampler(sampling)
+        sampler = DoubleCFGSampler(sampling or getattr(self, "sampling", None))
         generator: torch.Generator | None = None
         excerpt_generator: torch.Generator | None = None
         if seed is not None:

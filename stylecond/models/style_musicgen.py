@@ -17,9 +17,10 @@ from stylecond.conditioners.fuser import ConditionFuser
 from stylecond.conditioners.style import ExcerptStart, StyleConditioner, StyleOutput, excerpt_frame_mask
 from stylecond.conditioners.text import HFTextConditioner
 from stylecond.conditioners.types import ConditionTensors
+from stylecond.generation.settings import SamplingSettings
 from stylecond.lm.music_lm import MusicLM
 from stylecond.models.generation import GenerationMixin
-from stylecond.models.pretrained import from_pretrained, save_pretrained
+from stylecond.models.pretrained import save_pretrained
 from stylecond.utils.attached import attached_trainer
 from stylecond.utils.distributed import average_batchnorm_stats_
 from stylecond.utils.optim import OptimConfig, build_optimizer
@@ -63,7 +64,7 @@ class StyleMusicGen(GenerationMixin, L.LightningModule):
     The LM, the style conditioner and the text projection train jointly; the codec, the text encoder
     and the style feature extractor stay frozen. Training applies conditioning dropout (all 0.1, then
     text 0.4 and style 0.4), word dropout, random style excerpts with the anti-copy loss mask and
-    quantizer dropout (DESIGN.md §1).
+    quantizer dropout (docs/design.md §1.2).
 
     Args:
         codec: Audio tokenizer (frozen). Its ``num_codebooks`` / ``cardinality`` must match the LM's.
@@ -74,6 +75,8 @@ class StyleMusicGen(GenerationMixin, L.LightningModule):
         fuser: Where conditions go (default: prefix tokens, style then text, for the conditioners present).
         optim: Optimizer and learning-rate schedule.
         anti_copy_mask: Mask the LM loss on the target frames the style excerpt covers.
+        sampling: This model's default guidance and sampling settings for ``generate()`` (default:
+            ``SamplingSettings()``; a loaded audiocraft model takes its ``cfg_coef`` from its config).
     """
 
     def __init__(
@@ -87,6 +90,7 @@ class StyleMusicGen(GenerationMixin, L.LightningModule):
         fuser: ConditionFuser | None = None,
         optim: OptimConfig | None = None,
         anti_copy_mask: bool = True,
+        sampling: SamplingSettings | None = None,
     ) -> None:
         super().__init__()
         if text_conditioner is None and style_conditioner is None:
@@ -94,7 +98,9 @@ class StyleMusicGen(GenerationMixin, L.LightningModule):
         for name, cond in (("text_conditioner", text_conditioner), ("style_conditioner", style_conditioner)):
             if cond is not None and getattr(cond, "output_dim", lm.dim) != lm.dim:
                 raise ValueError(f"{name}.output_dim={cond.output_dim} must equal lm.dim={lm.dim}")
-        self.save_hyperparameters(ignore=["codec", "lm", "text_conditioner", "style_conditioner"])
+        self.save_hyperparameters(
+            ignore=["codec", "lm", "text_conditioner", "style_conditioner", "conditioning_dropout", "fuser"]
+        )
         self.codec = codec
         self.lm = lm
         self.text_conditioner = text_conditioner
@@ -106,6 +112,7 @@ class StyleMusicGen(GenerationMixin, L.LightningModule):
         self.fuser = fuser or ConditionFuser(prefix=present)
         self.optim = optim or OptimConfig()
         self.anti_copy_mask = anti_copy_mask
+        self.sampling = sampling or SamplingSettings()
         #: the ``{class_path, init_args}`` config this model was built from (set by the CLI / loaders)
         self.model_config: dict[str, Any] | None = None
 
@@ -160,12 +167,45 @@ class StyleMusicGen(GenerationMixin, L.LightningModule):
 
     @classmethod
     def from_pretrained(
-        cls, directory: str | Path, *, map_location: str | torch.device = "cpu"
+        cls,
+        source: str | Path,
+        *,
+        revision: str | None = None,
+        map_location: str | torch.device = "cpu",
+        local_files_only: bool = False,
+        format: str = "auto",
+        **parts: Any,
     ) -> StyleMusicGen:
-        """Load a directory written by :meth:`save_pretrained` / ``stylecond export``."""
-        model = from_pretrained(directory, map_location=map_location)
+        """Load a model from a local directory or a hub id (in eval mode).
+
+        Three sources: a stylecond export (``stylecond export`` / :meth:`save_pretrained`: ``config.yaml`` +
+        ``model.safetensors``), an audiocraft release (``state_dict.bin`` + ``compression_state_dict.bin``:
+        ``facebook/musicgen-style``, ``facebook/musicgen-small`` ...) and a transformers MusicGen
+        (``MusicgenForConditionalGeneration``: ``config.json`` + weights). Hub ids download through
+        huggingface_hub (``revision`` honoured; from the cache when offline). ``format`` forces one of
+        ``"stylecond"``, ``"audiocraft"``, ``"transformers"``.
+
+        Args:
+            source: local directory or hub id.
+            revision: hub revision (branch, tag or commit) of ``source``.
+            map_location: device of the returned model.
+            local_files_only: never contact the hub.
+            format: ``"auto"`` or the kind of ``source``.
+            parts: audiocraft only: ``t5=``, ``mert=``, ``encodec=`` (hub name or local path replacing the
+                one the release names) and ``t5_revision=``, ``mert_revision=``, ``encodec_revision=``.
+        """
+        from stylecond.models.conversion import load_pretrained
+
+        model = load_pretrained(
+            source,
+            revision=revision,
+            map_location=map_location,
+            local_files_only=local_files_only,
+            format=format,  # type: ignore[arg-type]
+            **parts,
+        )
         if not isinstance(model, cls):
-            raise TypeError(f"{directory} holds a {type(model).__name__}, not a {cls.__name__}")
+            raise TypeError(f"{source} holds a {type(model).__name__}, not a {cls.__name__}")
         return model
 
     # ------------------------------------------------------------------ conditioning

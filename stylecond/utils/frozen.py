@@ -40,7 +40,7 @@ def exclude_from_checkpoint(owner: nn.Module, attr: str) -> None:
     The hooks are picklable (``ddp_spawn``, ``copy.deepcopy``).
     """
     key = f"{attr}."
-    owner._register_state_dict_hook(partial(_drop_keys, key=key))
+    owner.register_state_dict_post_hook(partial(_drop_keys, key=key))
     owner.register_load_state_dict_post_hook(partial(_allow_missing, key=key))
 
 

@@ -14,7 +14,7 @@ _NO_DECAY_TYPES = (nn.LayerNorm, nn.Embedding, nn.BatchNorm1d, nn.GroupNorm, nn.
 
 @dataclass
 class OptimConfig:
-    """Optimizer and schedule (DESIGN.md §2: AdamW 1e-4, betas 0.9/0.95, wd 0.1, cosine, 4000 warm-up).
+    """Optimizer and schedule (docs/design.md §4: AdamW 1e-4, betas 0.9/0.95, wd 0.1, cosine, 4000 warm-up).
 
     Args:
         lr: Peak learning rate.

@@ -8,6 +8,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from stylecond.features.mert import audio_encoder_config, load_audio_encoder
 from stylecond.metrics.embedders.base import AudioEmbedder, pool_frames
 from stylecond.utils.frozen import exclude_from_checkpoint, freeze_
 
@@ -39,8 +40,10 @@ class HFAudioEmbedder(AudioEmbedder):
         sample_rate: Input rate of the model in Hz; ``None`` reads it from the feature extractor.
         layer: Index into the model's hidden states (0 = embeddings output, -1 = last layer).
         pooling: How frame features are pooled over time: ``"mean"``, ``"max"`` or ``"cls"`` (first frame).
-        trust_remote_code: Allow custom model code from the checkpoint (needed by MERT). Off by default.
+        trust_remote_code: Allow custom model code from the checkpoint. Off by default; MERT-v1-95M does not
+            need it (it loads as a native ``HubertModel``).
         local_files_only: Never contact the hub, load from the local cache or path only.
+        revision: Hub revision (branch, tag or commit) to load.
     """
 
     def __init__(
@@ -52,6 +55,7 @@ class HFAudioEmbedder(AudioEmbedder):
         pooling: Literal["mean", "max", "cls"] = "mean",
         trust_remote_code: bool = False,
         local_files_only: bool = False,
+        revision: str | None = None,
     ) -> None:
         super().__init__()
         if pooling not in ("mean", "max", "cls"):
@@ -63,6 +67,7 @@ class HFAudioEmbedder(AudioEmbedder):
         self.pooling = pooling
         self.trust_remote_code = trust_remote_code
         self.local_files_only = local_files_only
+        self.revision = revision
         self._sample_rate = sample_rate
         self._config: Any = None
         self.feature_extractor: Any = None
@@ -70,15 +75,17 @@ class HFAudioEmbedder(AudioEmbedder):
         exclude_from_checkpoint(self, "model")
 
     def _kwargs(self) -> dict[str, Any]:
-        return {"trust_remote_code": self.trust_remote_code, "local_files_only": self.local_files_only}
+        return {
+            "trust_remote_code": self.trust_remote_code,
+            "local_files_only": self.local_files_only,
+            "revision": self.revision,
+        }
 
     @property
     def config(self) -> Any:
         """The model's transformers config (loaded on first access, without the weights)."""
         if self._config is None:
-            from transformers import AutoConfig
-
-            self._config = AutoConfig.from_pretrained(self.model_name_or_path, **self._kwargs())
+            self._config = audio_encoder_config(self.model_name_or_path, **self._kwargs())
         return self._config
 
     @property
@@ -90,7 +97,7 @@ class HFAudioEmbedder(AudioEmbedder):
         """Load the feature extractor and the frozen model (no-op when already loaded)."""
         if self.model is not None:
             return
-        from transformers import AutoFeatureExtractor, AutoModel, ClapModel
+        from transformers import AutoFeatureExtractor, ClapModel
 
         try:
             fe = AutoFeatureExtractor.from_pretrained(self.model_name_or_path, **self._kwargs())
@@ -110,8 +117,10 @@ class HFAudioEmbedder(AudioEmbedder):
                 f"sample_rate={self._sample_rate} differs from the feature extractor's rate {fe_rate} "
                 f"of {self.model_name_or_path!r}"
             )
-        cls: Any = ClapModel if self.is_clap else AutoModel
-        model = cls.from_pretrained(self.model_name_or_path, **self._kwargs())
+        if self.is_clap:
+            model = ClapModel.from_pretrained(self.model_name_or_path, **self._kwargs())
+        else:
+            model = load_audio_encoder(self.model_name_or_path, **self._kwargs())
         self.feature_extractor = fe
         self.model = freeze_(model)
 

@@ -1,112 +1,24 @@
-"""Decoder-only transformer stack (MusicGen's): pre-norm, GELU FFN, sinusoidal positions, KV cache."""
+"""Transformer stack (MusicGen's): pre-norm layers, sinusoidal positions, KV cache; causal (the LM) or
+bidirectional (the style encoder)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stylecond.lm.attention import CrossAttention, SelfAttention, causal_padding_mask, cross_masks
-from stylecond.utils.positions import sinusoidal_embedding
+from stylecond.layers.attention import causal_padding_mask, cross_masks, key_padding_mask
+from stylecond.layers.kv_cache import KVCache
+from stylecond.layers.transformer_layer import TransformerLayer
+from stylecond.utils.positions import Spacing, sinusoidal_embedding
 
-
-@dataclass
-class KVCache:
-    """Preallocated decoding state of a :class:`Transformer`.
-
-    Attributes:
-        keys: self-attention keys ``[L, B, H, max_len, Dh]``; positions ``0 .. length-1`` are filled.
-        values: same shape as ``keys``.
-        positions: sinusoidal table ``[max_len, D]`` in the cache dtype.
-        key_valid: ``[B, max_len]`` bool (False = padded prefix position), or None if nothing is padded.
-        cross_kv: per layer cross-attention (keys, values) ``[B, H, Sc, Dh]``, or None.
-        cross_mask: SDPA cross mask ``[B, 1, 1, Sc]`` or None.
-        cross_any: ``[B, 1, 1]`` zeroing factor for samples without any valid cross key, or None.
-        length: number of positions written so far.
-    """
-
-    keys: Tensor
-    values: Tensor
-    positions: Tensor
-    key_valid: Tensor | None = None
-    cross_kv: list[tuple[Tensor, Tensor]] | None = None
-    cross_mask: Tensor | None = None
-    cross_any: Tensor | None = None
-    length: int = 0
-
-    @property
-    def max_len(self) -> int:
-        return int(self.keys.shape[3])
-
-    @property
-    def batch_size(self) -> int:
-        return int(self.keys.shape[1])
-
-
-class TransformerLayer(nn.Module):
-    """Pre-norm block: self-attention, optional cross-attention, GELU FFN; dropout on each residual branch.
-
-    Args:
-        dim: model width.
-        num_heads: attention heads.
-        ffn_dim: hidden width of the feed-forward block.
-        dropout: dropout on residual branches and attention weights.
-        cross_attention: add a cross-attention block.
-        cross_dim: width of the cross-attention source.
-        bias: biases in linear layers.
-        norm_bias: biases in the layer norms.
-        norm_eps: layer norm epsilon.
-    """
-
-    def __init__(
-        self,
-        *,
-        dim: int,
-        num_heads: int,
-        ffn_dim: int,
-        dropout: float,
-        cross_attention: bool,
-        cross_dim: int,
-        bias: bool,
-        norm_bias: bool,
-        norm_eps: float,
-    ) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=norm_eps, bias=norm_bias)
-        self.self_attn = SelfAttention(dim=dim, num_heads=num_heads, dropout=dropout, bias=bias)
-        self.norm_cross: nn.LayerNorm | None = None
-        self.cross_attn: CrossAttention | None = None
-        if cross_attention:
-            self.norm_cross = nn.LayerNorm(dim, eps=norm_eps, bias=norm_bias)
-            self.cross_attn = CrossAttention(
-                dim=dim, num_heads=num_heads, cross_dim=cross_dim, dropout=dropout, bias=bias
-            )
-        self.norm2 = nn.LayerNorm(dim, eps=norm_eps, bias=norm_bias)
-        self.linear1 = nn.Linear(dim, ffn_dim, bias=bias)
-        self.linear2 = nn.Linear(ffn_dim, dim, bias=bias)
-        self.drop = nn.Dropout(dropout)
-
-    def forward(
-        self,
-        x: Tensor,
-        *,
-        attn_mask: Tensor | None,
-        past: tuple[Tensor, Tensor] | None = None,
-        start: int = 0,
-        cross_kv: tuple[Tensor, Tensor] | None = None,
-        cross_mask: Tensor | None = None,
-        cross_any: Tensor | None = None,
-    ) -> Tensor:
-        x = x + self.drop(self.self_attn(self.norm1(x), attn_mask=attn_mask, past=past, start=start))
-        if cross_kv is not None and self.cross_attn is not None and self.norm_cross is not None:
-            x = x + self.drop(self.cross_attn(self.norm_cross(x), cross_kv, cross_mask, cross_any))
-        return x + self.drop(self.linear2(F.gelu(self.linear1(self.norm2(x)))))
+__all__ = ["KVCache", "Transformer", "TransformerLayer"]
 
 
 class Transformer(nn.Module):
     """Stack of :class:`TransformerLayer` with sinusoidal positions added at the input and a final norm.
+
+    Causal with a KV cache (the LM), or bidirectional with a key padding mask (``causal=False``: the
+    style encoder; no cache).
 
     Args:
         dim: model width D.
@@ -120,6 +32,10 @@ class Transformer(nn.Module):
         norm_bias: biases in the layer norms (MusicGen: True).
         norm_eps: layer norm epsilon (MusicGen: 1e-5).
         max_period: period of the slowest sinusoid (MusicGen: 10000).
+        causal: causal attention (False: every position sees every valid one).
+        final_norm: a LayerNorm after the last layer (MusicGen's LM: yes; audiocraft's style encoder: no).
+        positions: add sinusoidal positions to the input.
+        position_spacing: frequency spacing of the sinusoids (see :mod:`stylecond.utils.positions`).
     """
 
     def __init__(
@@ -136,9 +52,14 @@ class Transformer(nn.Module):
         norm_bias: bool = True,
         norm_eps: float = 1e-5,
         max_period: float = 10000.0,
+        causal: bool = True,
+        final_norm: bool = True,
+        positions: bool = True,
+        position_spacing: Spacing = "musicgen",
     ) -> None:
         super().__init__()
         self.dim, self.num_heads, self.max_period = dim, num_heads, max_period
+        self.causal, self.use_positions, self.position_spacing = causal, positions, position_spacing
         self.cross_dim = cross_dim or dim
         self.has_cross = cross_attention
         self.layers = nn.ModuleList(
@@ -152,11 +73,23 @@ class Transformer(nn.Module):
                 bias=bias,
                 norm_bias=norm_bias,
                 norm_eps=norm_eps,
+                causal=causal,
             )
             for _ in range(num_layers)
         )
-        self.out_norm = nn.LayerNorm(dim, eps=norm_eps, bias=norm_bias)
+        self.out_norm: nn.Module = (
+            nn.LayerNorm(dim, eps=norm_eps, bias=norm_bias) if final_norm else nn.Identity()
+        )
         self.drop = nn.Dropout(dropout)
+
+    def _positions(self, length: int, device: torch.device) -> Tensor:
+        """Sinusoidal positions ``[length, dim]`` (zeros when positions are off)."""
+        if not self.use_positions:
+            return torch.zeros(length, self.dim, device=device)
+        steps = torch.arange(length, device=device)
+        return sinusoidal_embedding(
+            steps, self.dim, max_period=self.max_period, spacing=self.position_spacing
+        )
 
     def _cross_kv(self, cross: Tensor) -> list[tuple[Tensor, Tensor]]:
         out = []
@@ -179,9 +112,11 @@ class Transformer(nn.Module):
         """Preallocate a cache for ``max_len`` positions. ``key_valid [B, P]`` marks the valid prefix
         positions (later positions are valid); ``cross [B, Sc, cross_dim]`` with ``cross_mask [B, Sc]``
         is projected once per layer."""
+        if not self.causal:
+            raise ValueError("a KV cache needs a causal Transformer")
         shape = (len(self.layers), batch_size, self.num_heads, max_len, self.dim // self.num_heads)
         keys = torch.empty(shape, device=device, dtype=dtype)
-        pos = sinusoidal_embedding(torch.arange(max_len, device=device), self.dim, max_period=self.max_period)
+        pos = self._positions(max_len, device)
         cache = KVCache(keys=keys, values=torch.empty_like(keys), positions=pos.to(dtype))
         if key_valid is not None and not bool(key_valid.all()):
             full = torch.ones(batch_size, max_len, dtype=torch.bool, device=device)
@@ -236,8 +171,9 @@ class Transformer(nn.Module):
     ) -> Tensor:
         """``x [B, N, D]`` (embedded inputs, no positions) -> ``[B, N, D]`` (after the final norm).
 
-        Without ``cache``: causal attention over the N positions (``key_valid [B, N]``: False = padded
-        position, attended by nobody but itself); ``cross [B, Sc, cross_dim]`` / ``cross_mask [B, Sc]``.
+        Without ``cache``: causal (or bidirectional) attention over the N positions (``key_valid [B, N]``:
+        False = padded position, attended by nobody but itself); ``cross [B, Sc, cross_dim]`` /
+        ``cross_mask [B, Sc]``.
         With ``cache``: the N positions continue the cache (which holds key validity and cross keys).
         """
         n = x.shape[1]
@@ -254,8 +190,13 @@ class Transformer(nn.Module):
             cross_kv, c_mask, c_any = cache.cross_kv, cache.cross_mask, cache.cross_any
         else:
             start = 0
-            pos = sinusoidal_embedding(torch.arange(n, device=x.device), self.dim, max_period=self.max_period)
-            attn_mask = None if key_valid is None else causal_padding_mask(key_valid, 0, n, x.device)
+            pos = self._positions(n, x.device)
+            if key_valid is None:
+                attn_mask = None
+            elif self.causal:
+                attn_mask = causal_padding_mask(key_valid, 0, n, x.device)
+            else:
+                attn_mask = key_padding_mask(key_valid.to(x.device))
             cross_kv = self._cross_kv(cross) if cross is not None and self.has_cross else None
             c_mask, c_any = (
                 cross_masks(cross_mask) if cross_kv is not None and cross_mask is not None else (None, None)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stylecond.lm.attention import causal_padding_mask
-from stylecond.lm.transformer import Transformer
+from stylecond.layers.attention import causal_padding_mask
+from stylecond.layers.transformer import Transformer
 from stylecond.utils.positions import sinusoidal_embedding
 
 

@@ -31,20 +31,32 @@ def causal_padding_mask(
     return ((k <= q) & (valid[:, None, :] | (k == q)))[:, None]
 
 
+def key_padding_mask(key_valid: Tensor) -> Tensor:
+    """Non-causal boolean attention mask ``[B, 1, N, N]`` (True = attend) from ``key_valid [B, N]``: every
+    query sees the valid keys, and itself (so a padded row is never empty)."""
+    n = key_valid.shape[1]
+    eye = torch.eye(n, dtype=torch.bool, device=key_valid.device)
+    return (key_valid[:, None, :] | eye[None])[:, None]
+
+
 class SelfAttention(nn.Module):
-    """Causal multi-head self-attention with an optional preallocated KV cache.
+    """Multi-head self-attention (causal, with an optional preallocated KV cache, or bidirectional).
 
     Args:
         dim: model width D.
         num_heads: number of heads (must divide ``dim``).
         dropout: attention-weight dropout (training only).
         bias: biases in the projections.
+        causal: each position attends to itself and the positions before it only.
     """
 
-    def __init__(self, *, dim: int, num_heads: int, dropout: float = 0.0, bias: bool = False) -> None:
+    def __init__(
+        self, *, dim: int, num_heads: int, dropout: float = 0.0, bias: bool = False, causal: bool = True
+    ) -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"dim ({dim}) must be divisible by num_heads ({num_heads})")
+        self.causal = causal
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.dropout = dropout
@@ -65,7 +77,8 @@ class SelfAttention(nn.Module):
     ) -> Tensor:
         """``x [B, N, D]`` -> ``[B, N, D]``.
 
-        Without ``past`` the N positions attend causally among themselves (``attn_mask`` None = plain causal).
+        Without ``past`` the N positions attend among themselves, causally or not (``attn_mask`` None =
+        plain causal / full attention).
         With ``past = (keys, values)`` (each ``[B, H, max_len, Dh]``, preallocated), the new keys/values are
         written in place at ``start .. start+N-1`` and the queries attend to ``0 .. start+N-1``.
         """
@@ -80,7 +93,7 @@ class SelfAttention(nn.Module):
             values[:, :, start:end].copy_(v)
             k, v = keys[:, :, :end], values[:, :, :end]
         elif attn_mask is None:
-            is_causal = n > 1
+            is_causal = self.causal and n > 1
         p = self.dropout if self.training else 0.0
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p, is_causal=is_causal)
         return self.out_proj(out.transpose(1, 2).reshape(b, n, d))

@@ -1,0 +1,1 @@
+"""stylecond test suite (a package, so tests.support wins over any third-party top-level tests package)."""

@@ -1,0 +1,1 @@
+"""Builders of tiny random stand-ins for the pretrained parts stylecond loads (test-only)."""
