@@ -191,18 +191,25 @@ def build_hf(size: str, name: str) -> nn.Module:
 Runner = Callable[[], tuple[float, float]]
 
 
+def _sync(device: torch.device) -> None:
+    """Wait for queued CUDA work, so a timestamp means the step is done (no-op on CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def ours_runner(lm: MusicLM, steps: int, batch: int) -> Runner:
     """A warmed-up closure running ``steps`` double-CFG decoding steps; it returns (steady seconds per
-    step, seconds to the first token including the conditioning prefix)."""
-    g = torch.Generator().manual_seed(0)
+    step, seconds to the first token including the conditioning prefix). Runs on ``lm``'s device."""
+    device = next(lm.parameters()).device
+    g = torch.Generator(device=device).manual_seed(0)
     conditions = {
         "text": ConditionTensors(
-            torch.randn(batch, TEXT_TOKENS, lm.dim, generator=g),
-            torch.ones(batch, TEXT_TOKENS, dtype=torch.bool),
+            torch.randn(batch, TEXT_TOKENS, lm.dim, generator=g, device=device),
+            torch.ones(batch, TEXT_TOKENS, dtype=torch.bool, device=device),
         ),
         "style": ConditionTensors(
-            torch.randn(batch, STYLE_TOKENS, lm.dim, generator=g),
-            torch.ones(batch, STYLE_TOKENS, dtype=torch.bool),
+            torch.randn(batch, STYLE_TOKENS, lm.dim, generator=g, device=device),
+            torch.ones(batch, STYLE_TOKENS, dtype=torch.bool, device=device),
         ),
     }
     sampler = DoubleCFGSampler(SamplingSettings())  # alpha 3, beta 5, top-k 250
@@ -218,7 +225,7 @@ def ours_runner(lm: MusicLM, steps: int, batch: int) -> Runner:
             sampler=sampler,
             num_frames=n,
             generator=g,
-            progress=lambda done, total: stamps.append(time.perf_counter()),
+            progress=lambda done, total: (_sync(device), stamps.append(time.perf_counter())),
         )
         return (stamps[-1] - stamps[0]) / max(len(stamps) - 1, 1), stamps[0] - t0
 
@@ -230,13 +237,15 @@ def hf_runner(model: nn.Module, steps: int, batch: int) -> Runner:
     """Same as :func:`ours_runner` for transformers' generate on a 3 x B batch (timed by a streamer)."""
     from transformers.generation.streamers import BaseStreamer
 
-    input_ids = torch.full((3 * batch * NUM_CODEBOOKS, 1), CARD, dtype=torch.long)
+    device = next(model.parameters()).device
+    input_ids = torch.full((3 * batch * NUM_CODEBOOKS, 1), CARD, dtype=torch.long, device=device)
 
     class Clock(BaseStreamer):
         def __init__(self) -> None:
             self.stamps: list[float] = []
 
         def put(self, value: object) -> None:  # once for the input ids, then once per step
+            _sync(device)
             self.stamps.append(time.perf_counter())
 
         def end(self) -> None:

@@ -8,25 +8,20 @@ once in order, last partial batch kept: deterministic and complete.
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections.abc import Iterator
 from itertools import islice
 from typing import Any
 
 import webdataset as wds
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import IterableDataset, get_worker_info
 
 from datamodules.batch import AudioBatch, AudioSample, collate
 from datamodules.processing import SampleProcessor
 from datamodules.skips import SkipCounter, SkipSample
+from stylecond.utils.seeds import make_seed
 
-__all__ = ["AudioStream", "EpochLoader", "make_seed"]
-
-
-def make_seed(*parts: Any) -> int:
-    """A stable 63-bit seed from ``parts`` (``hash()`` of strings is salted per process; this is not)."""
-    return int.from_bytes(hashlib.blake2b(repr(parts).encode(), digest_size=8).digest(), "little") >> 1
+__all__ = ["AudioStream", "make_seed"]
 
 
 class AudioStream(IterableDataset):
@@ -40,6 +35,8 @@ class AudioStream(IterableDataset):
         rank: this process's rank; world_size: number of ranks (captured in the main process, so
             workers started with ``spawn`` still split correctly).
         seed: base seed; the epoch is set before each pass through :attr:`epoch`.
+        :attr:`skip_batches` (set before a pass) drops the pass's first batches: a resumed run continues
+        the stream where it stopped instead of replaying it.
         shuffle_buffer: sample shuffle buffer size in training (<= 1 disables).
         skips: where skipped samples are counted.
         max_empty_shards: training aborts after this many consecutive unreadable shards.
@@ -74,6 +71,7 @@ class AudioStream(IterableDataset):
         self.max_empty_shards = max(max_empty_shards, 2 * len(urls))
         self.max_consecutive_skips = max_consecutive_skips
         self.epoch = 0
+        self.skip_batches = 0
 
     def _split_by_node(self, src: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         """``wds.split_by_node`` with the rank captured at loader creation."""
@@ -124,7 +122,12 @@ class AudioStream(IterableDataset):
 
     def __iter__(self) -> Iterator[AudioBatch]:
         info = get_worker_info()
-        worker = info.id if info is not None else 0
+        workers = info.num_workers if info is not None else 1
+        # the loader takes its batch j from worker j % W, and the uninterrupted pass's batch i came from
+        # worker i % W: after skipping S batches, loader worker w continues the stream of worker (w + S) % W,
+        # which had made ceil((S - that worker) / W) of the first S batches
+        worker = ((info.id if info is not None else 0) + self.skip_batches) % workers
+        to_skip = max(0, -(-(self.skip_batches - worker) // workers))
         worker_seed = make_seed(self.seed, self.epoch, self.rank, worker)
         rng = random.Random(worker_seed)
         frame_rate = self.processor.codes.frame_rate if self.processor.codes is not None else None
@@ -132,70 +135,10 @@ class AudioStream(IterableDataset):
         for sample in self._samples(rng, worker_seed):
             batch.append(sample)
             if len(batch) == self.batch_size:
-                yield collate(batch, frame_rate=frame_rate)
+                if to_skip > 0:  # made and dropped: crops and text draws stay where they were
+                    to_skip -= 1
+                else:
+                    yield collate(batch, frame_rate=frame_rate)
                 batch = []
         if batch and not self.train:
             yield collate(batch, frame_rate=frame_rate)
-
-
-class EpochLoader:
-    """Wraps a ``DataLoader`` over an :class:`AudioStream`: sets the epoch, cuts training epochs.
-
-    A new ``DataLoader`` (and new workers, which receive the updated epoch) is built per pass.
-
-    Args:
-        stream: the dataset.
-        num_workers: loader worker processes.
-        batches_per_epoch: stop after this many batches (training); None runs to exhaustion.
-        epoch_fn: returns the epoch for the next pass (e.g. the trainer's ``current_epoch``).
-        context: multiprocessing context for the workers (must match the skip counter's).
-        pin_memory: pin batches (for GPU training).
-    """
-
-    def __init__(
-        self,
-        *,
-        stream: AudioStream,
-        num_workers: int,
-        batches_per_epoch: int | None,
-        epoch_fn: Any,
-        context: Any,
-        pin_memory: bool = False,
-    ) -> None:
-        self.stream = stream
-        self.num_workers = num_workers
-        self.batches_per_epoch = batches_per_epoch
-        self.epoch_fn = epoch_fn
-        self.context = context
-        self.pin_memory = pin_memory
-
-    def __len__(self) -> int:
-        if self.batches_per_epoch is None:
-            raise TypeError("evaluation loaders have no length: they read every shard once")
-        return self.batches_per_epoch
-
-    def __iter__(self) -> Iterator[AudioBatch]:
-        self.stream.epoch = int(self.epoch_fn())
-        loader = DataLoader(
-            self.stream,
-            batch_size=None,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            multiprocessing_context=self.context if self.num_workers > 0 else None,
-            persistent_workers=False,
-        )
-        iterator = iter(loader)
-        count = 0
-        try:
-            while self.batches_per_epoch is None or count < self.batches_per_epoch:
-                try:
-                    batch = next(iterator)
-                except StopIteration:
-                    if self.batches_per_epoch is not None:
-                        raise RuntimeError(f"the training stream ended after {count} of {self.batches_per_epoch}"
-                                           " batches; shards may be empty or unreadable") from None  # fmt: skip
-                    return
-                count += 1
-                yield batch
-        finally:
-            del iterator  # shuts the workers down (flushing their skip counts)

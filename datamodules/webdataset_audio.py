@@ -11,9 +11,10 @@ import webdataset as wds
 from webdataset.shardlists import expand_urls
 
 from datamodules.decoding import CodecExpectation
+from datamodules.epoch_loader import EpochLoader
 from datamodules.processing import SampleProcessor
 from datamodules.skips import SkipCounter
-from datamodules.stream import AudioStream, EpochLoader
+from datamodules.stream import AudioStream
 from datamodules.text_recipe import TextRecipe
 
 __all__ = ["WebDatasetAudioDataModule", "expand_shards"]
@@ -41,7 +42,8 @@ class WebDatasetAudioDataModule(L.LightningDataModule):
     or ``pipe:`` commands (e.g. ``pipe:aws s3 cp s3://bucket/shard-000001.tar -``), with brace expansion.
 
     Training draws shards with replacement per rank and worker (seeded by seed, epoch, rank, worker), so
-    every rank runs exactly ``samples_per_epoch // batch_size`` batches per epoch. Validation and test
+    every rank runs exactly ``samples_per_epoch // batch_size`` batches per epoch. The training loader is
+    resumable: a run resumed from a mid-epoch checkpoint continues the stream where it stopped. Validation and test
     split the shard list by rank and worker and read every sample once (give at least world size x
     workers shards for an even spread). Bad samples are skipped with a warning and counted
     (:meth:`skip_counts`; log them with :class:`~datamodules.skip_logger.DataSkipLogger`).
@@ -194,8 +196,19 @@ class WebDatasetAudioDataModule(L.LightningDataModule):
                              skips=skips)  # fmt: skip
         batches = max(1, self.samples_per_epoch // self.batch_size) if train else None
         return EpochLoader(stream=stream, num_workers=self.num_workers, batches_per_epoch=batches,
-                           epoch_fn=lambda: self._epoch(split), context=context,
-                           pin_memory=self.pin_memory)  # fmt: skip
+                           epoch_fn=lambda: self._epoch(split), context=context, pin_memory=self.pin_memory,
+                           consumed_fn=self._consumed_batches if train and self.trainer is not None else None)  # fmt: skip
+
+    def _consumed_batches(self) -> int:
+        """Training batches of the current epoch the trainer has stepped on (from its public step count)."""
+        trainer = self.trainer
+        assert trainer is not None
+        if trainer.num_training_batches == float("inf"):
+            return 0
+        per_epoch, accumulate = int(trainer.num_training_batches), int(trainer.accumulate_grad_batches)
+        steps_per_epoch = -(-per_epoch // accumulate)  # Lightning steps on an epoch's last, partial window
+        steps_in_epoch = trainer.global_step - trainer.current_epoch * steps_per_epoch
+        return max(0, min(steps_in_epoch * accumulate, per_epoch))
 
     def train_dataloader(self) -> EpochLoader:
         """Endless resampled stream cut into ``samples_per_epoch // batch_size`` batches per rank."""

@@ -71,6 +71,10 @@ class AudioCodec(nn.Module, abc.ABC):
         """Code frames produced for ``num_samples`` samples: ``ceil(num_samples / hop)``."""
         return math.ceil(num_samples / self.hop_length)
 
+    def materialize(self) -> None:  # noqa: B027 - optional hook
+        """Load lazily loaded pretrained weights now (no-op for codecs without any): owners call it from
+        ``configure_model`` so EMA, FSDP and checkpointing see the whole module tree."""
+
     def train(self, mode: bool = True) -> AudioCodec:
         """Codecs are frozen: always stay in eval mode."""
         return super().train(False)

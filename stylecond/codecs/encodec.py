@@ -105,6 +105,9 @@ class EncodecCodec(AudioCodec):
             self.model = freeze_(loaded.float())
         return self
 
+    def materialize(self) -> None:
+        self.load()
+
     def _loaded(self, device: torch.device) -> Any:
         model = self.load().model
         assert model is not None

@@ -60,6 +60,7 @@ class MiniLMTextConditioner(HFTextConditioner):
         max_length: Captions are truncated to this many tokens (special tokens included), >= 2.
         word_dropout: In training, probability of dropping each word of a caption before tokenising, in [0, 1).
         expected_sha256: sha256 the packaged ``model.safetensors`` must have.
+        cache_size: captions whose encoder outputs are kept and reused (see :class:`HFTextConditioner`).
     """
 
     def __init__(
@@ -69,6 +70,7 @@ class MiniLMTextConditioner(HFTextConditioner):
         max_length: int = 64,
         word_dropout: float = 0.2,
         expected_sha256: str = MINILM_SHA256,
+        cache_size: int = 0,
     ) -> None:
         super().__init__(
             model_name_or_path="sentence-transformers/all-MiniLM-L6-v2",
@@ -78,6 +80,7 @@ class MiniLMTextConditioner(HFTextConditioner):
             word_dropout=word_dropout,
             local_files_only=True,
             trust_remote_code=False,
+            cache_size=cache_size,
         )
         self.expected_sha256 = expected_sha256
 

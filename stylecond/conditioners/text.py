@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import lightning as L
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from stylecond.conditioners.dropout import check_probability, word_dropout
 from stylecond.conditioners.types import ConditionTensors
@@ -62,6 +63,10 @@ class HFTextConditioner(L.LightningModule):
         revision: Hub revision (branch, tag or commit) to load; None for the default branch.
         component: Load the encoder from this sub-model of a composite checkpoint instead (e.g.
             ``text_encoder`` of a transformers MusicGen repository, whose root holds the tokenizer).
+        cache_size: keep the frozen encoder's outputs for up to this many distinct captions (least recently
+            used dropped first, held in CPU memory: about ``tokens x encoder_dim x 4`` bytes each) and
+            reuse them instead of re-encoding; 0 disables. Captions are keys after word dropout, so the
+            cache helps most in runs without it (or at evaluation). Bypassed while the encoder trains.
     """
 
     def __init__(
@@ -76,6 +81,7 @@ class HFTextConditioner(L.LightningModule):
         trust_remote_code: bool = False,
         revision: str | None = None,
         component: str | None = None,
+        cache_size: int = 0,
     ) -> None:
         super().__init__()
         if not model_name_or_path:
@@ -86,6 +92,7 @@ class HFTextConditioner(L.LightningModule):
             ("encoder_dim", encoder_dim, 1),
             ("output_dim", output_dim, 1),
             ("max_length", max_length, 2),
+            ("cache_size", cache_size, 0),
         ):
             if int(value) < low:
                 raise ValueError(f"{name} must be >= {low}; got {value}")
@@ -98,6 +105,8 @@ class HFTextConditioner(L.LightningModule):
         self.trust_remote_code = bool(trust_remote_code)
         self.revision = revision
         self.component = component
+        self.cache_size = int(cache_size)
+        self._cache: OrderedDict[str, Tensor] = OrderedDict()  # caption -> hidden [L, encoder_dim] on CPU
         self.proj = nn.Linear(self.encoder_dim, self.output_dim)
         self.encoder: PreTrainedModel | None = None
         self.tokenizer: PreTrainedTokenizerBase | None = None
@@ -214,6 +223,7 @@ class HFTextConditioner(L.LightningModule):
         if len(set(tokens)) != len(tokens):
             raise ValueError(f"tokens contains duplicates: {tokens}")
         self.tokenizer.add_tokens(list(tokens))
+        self._cache.clear()
         ids = [int(self.tokenizer.convert_tokens_to_ids(tok)) for tok in tokens]  # type: ignore[arg-type]
         rows = self.input_embeddings().num_embeddings
         if max(ids) >= rows:
@@ -237,6 +247,40 @@ class HFTextConditioner(L.LightningModule):
                 text = word_dropout(text, self.word_dropout, generator)
             out.append(text if text is not None and text.strip() else None)
         return out
+
+    def _encode(self, texts: list[str], device: torch.device) -> tuple[Tensor, Tensor]:
+        """Tokenise and encode: hidden states ``[N, S, encoder_dim]`` and the token mask ``[N, S]`` bool."""
+        assert self.encoder is not None and self.tokenizer is not None
+        batch = self.tokenizer(
+            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
+        attn = batch["attention_mask"].to(device)
+        hidden = self.encoder(input_ids=batch["input_ids"].to(device), attention_mask=attn).last_hidden_state
+        if hidden.shape[-1] != self.encoder_dim:
+            raise ValueError(
+                f"encoder_dim={self.encoder_dim} but the encoder returned width {hidden.shape[-1]}"
+            )
+        return hidden, attn.bool()
+
+    @torch.no_grad()
+    def _encode_cached(self, texts: list[str], device: torch.device) -> tuple[Tensor, Tensor]:
+        """:meth:`_encode` through the caption cache (outputs right-padded: padding never changes them)."""
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if missing:
+            hidden, mask = self._encode(missing, device)
+            for text, h, m in zip(missing, hidden, mask, strict=True):
+                self._cache[text] = h[m].cpu()
+        found = [self._cache[t] for t in texts]
+        for text in texts:
+            self._cache.move_to_end(text)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        length = max(h.shape[0] for h in found)
+        hidden = torch.zeros(len(found), length, self.encoder_dim, dtype=found[0].dtype)
+        mask = torch.zeros(len(found), length, dtype=torch.bool)
+        for i, h in enumerate(found):
+            hidden[i, : h.shape[0]], mask[i, : h.shape[0]] = h, True
+        return hidden.to(device), mask.to(device)
 
     def forward(
         self, texts: Sequence[str | None], *, generator: torch.Generator | None = None
@@ -262,23 +306,13 @@ class HFTextConditioner(L.LightningModule):
                 torch.zeros(len(prepared), 1, self.output_dim, device=device, dtype=dtype),
                 torch.zeros(len(prepared), 1, dtype=torch.bool, device=device),
             )
-        batch = self.tokenizer(
-            [prepared[i] for i in rows],
-            padding=True,
-            truncation=True,
-            max_length=self.max_length,
-            return_tensors="pt",
-        )
-        input_ids = batch["input_ids"].to(device)
-        attn = batch["attention_mask"].to(device)
+        texts_in = [t for t in prepared if t is not None]
         needs_grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.encoder.parameters())
-        with torch.set_grad_enabled(needs_grad):
-            hidden = self.encoder(input_ids=input_ids, attention_mask=attn).last_hidden_state
-        if hidden.shape[-1] != self.encoder_dim:
-            raise ValueError(
-                f"encoder_dim={self.encoder_dim} but the encoder returned width {hidden.shape[-1]}"
-            )
-        mask = attn.bool()
+        if self.cache_size > 0 and not needs_grad:
+            hidden, mask = self._encode_cached(texts_in, device)
+        else:
+            with torch.set_grad_enabled(needs_grad):
+                hidden, mask = self._encode(texts_in, device)
         emb = self.proj(hidden.to(dtype)) * mask[..., None].to(dtype)
         index = torch.tensor(rows, device=device)
         embeddings = torch.zeros(len(prepared), emb.shape[1], self.output_dim, device=device, dtype=emb.dtype)

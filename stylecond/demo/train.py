@@ -59,7 +59,7 @@ def stage_train(state: DemoState) -> None:
 
 def stage_export(state: DemoState) -> None:
     """``stylecond export CKPT out/model`` then ``StyleMusicGen.from_pretrained(out/model)``."""
-    from stylecond.models.pretrained import export_checkpoint
+    from stylecond.models.checkpoints import export_checkpoint
     from stylecond.models.style_musicgen import StyleMusicGen
 
     if state.checkpoint is None:

@@ -61,6 +61,8 @@ class MusicLM(L.LightningModule):
             masked cross-attention keys are ignored (stylecond, transformers). False attends to every
             condition token, masked ones (zeros) included, as audiocraft's MusicGen does; models loaded
             from audiocraft use False.
+        activation_checkpointing: recompute each transformer layer in the backward pass instead of keeping
+            its activations (less memory, about a third more compute; the FSDP preset turns it on).
     """
 
     def __init__(
@@ -82,6 +84,7 @@ class MusicLM(L.LightningModule):
         norm_eps: float = 1e-5,
         scale_embedding: bool = False,
         condition_masks: bool = True,
+        activation_checkpointing: bool = False,
     ) -> None:
         super().__init__()
         for name, value in (
@@ -109,6 +112,7 @@ class MusicLM(L.LightningModule):
             norm_bias=norm_bias,
             norm_eps=norm_eps,
             max_period=max_period,
+            activation_checkpointing=activation_checkpointing,
         )
         self.heads = nn.ModuleList(nn.Linear(dim, card, bias=False) for _ in range(num_codebooks))
         self.apply(self._init_weights)

@@ -28,6 +28,7 @@ PRESETS: dict[str, LMSize] = {
     "base": LMSize(dim=512, num_heads=8, num_layers=8),
     "small": LMSize(dim=1024, num_heads=16, num_layers=24),
     "medium": LMSize(dim=1536, num_heads=24, num_layers=48),
+    "large": LMSize(dim=2048, num_heads=32, num_layers=48),
 }
 
 

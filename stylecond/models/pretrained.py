@@ -7,6 +7,7 @@ reloaded by name or path from the config.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,26 @@ def add_model_links(parser: ArgumentParser, model_key: str = "model") -> None:
     parser.link_arguments(f"{m}.codec.init_args.codebook_size", f"{m}.lm.init_args.card")
 
 
+def fill_link_targets(config: dict[str, Any], model: Any) -> dict[str, Any]:
+    """``config`` with the values :func:`add_model_links` links, read from the built ``model``.
+
+    A config dumped by the CLI leaves link targets out, and a link whose source the chosen class lacks
+    (``EncodecCodec`` has no ``codebook_size`` init arg) is not re-derived when the config is loaded
+    again: writing the built values in makes a stored config rebuild the same model.
+    """
+    args = config.get("init_args", {})
+    lm = args.get("lm")
+    if isinstance(lm, dict):
+        lm.setdefault("init_args", {}).update(
+            num_codebooks=int(model.lm.num_codebooks), card=int(model.lm.card)
+        )
+    for name in ("text_conditioner", "style_conditioner"):
+        part = args.get(name)
+        if isinstance(part, dict) and getattr(model, name, None) is not None:
+            part.setdefault("init_args", {})["output_dim"] = int(getattr(model, name).output_dim)
+    return config
+
+
 def instantiate_model(config: dict[str, Any]) -> LightningModule:
     """Instantiate a LightningModule from a ``{class_path, init_args}`` dict (no weights)."""
     if "class_path" not in config:
@@ -44,11 +65,17 @@ def instantiate_model(config: dict[str, Any]) -> LightningModule:
     return model
 
 
-def save_pretrained(model: LightningModule, directory: str | Path, *, config: dict[str, Any]) -> Path:
-    """Write ``config.yaml`` and ``model.safetensors`` for ``model`` into ``directory``."""
+def save_pretrained(
+    model: LightningModule,
+    directory: str | Path,
+    *,
+    config: dict[str, Any],
+    state: Mapping[str, torch.Tensor] | None = None,
+) -> Path:
+    """Write ``config.yaml`` and ``model.safetensors`` (``state``, default ``model.state_dict()``)."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in (state or model.state_dict()).items()}
     save_file(state, str(out / WEIGHTS_NAME), metadata={"format": "pt"})
     (out / CONFIG_NAME).write_text(yaml.safe_dump(config, sort_keys=False))
     return out
@@ -68,29 +95,31 @@ def from_pretrained(directory: str | Path, *, map_location: str | torch.device =
     return model.to(map_location).eval()
 
 
-def export_checkpoint(checkpoint: str | Path, out_dir: str | Path) -> Path:
-    """A Lightning checkpoint of ``stylecond fit`` -> a :func:`from_pretrained` directory in ``out_dir``.
-
-    The checkpoint is read with ``torch.load(weights_only=True)`` (no unpickling of code); the model is
-    rebuilt from the config it carries and written with :func:`save_pretrained`.
-    """
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    config = config_from_checkpoint(ckpt, path=path)
-    model = instantiate_model(config)
-    model.configure_model()
-    model.load_state_dict(ckpt["state_dict"], strict=True)
-    return save_pretrained(model, out_dir, config=config)
-
-
-def config_from_checkpoint(checkpoint: dict[str, Any], *, path: str | Path = "checkpoint") -> dict[str, Any]:
-    """The model config stored in a Lightning checkpoint by ``StyleMusicGen.on_save_checkpoint``."""
-    config = checkpoint.get("stylecond_config")
-    if not config:
-        raise ValueError(
-            f"{path} carries no 'stylecond_config': it was not written by `stylecond fit` "
-            "(or the model was built without a config)"
+def load_initial_weights(
+    model: LightningModule, directory: str | Path, *, new_parts: tuple[str, ...] = ()
+) -> None:
+    """Initialise ``model`` from the export in ``directory``: every tensor must fit (names and shapes),
+    except those of the top-level ``new_parts``, which keep their fresh initialisation."""
+    path = Path(directory)
+    weights = path / WEIGHTS_NAME if path.is_dir() else path
+    if not weights.is_file():
+        raise FileNotFoundError(
+            f"init_from: {weights} not found; give a stylecond export directory (stylecond convert / export)"
         )
-    return dict(config)
+    state = load_file(str(weights))
+    expected = model.state_dict()
+
+    def is_new(key: str) -> bool:
+        return key.split(".", 1)[0] in new_parts
+
+    missing = sorted(k for k in expected if k not in state and not is_new(k))
+    unexpected = sorted(k for k in state if k not in expected)
+    wrong = sorted(
+        k for k in expected if k in state and not is_new(k) and state[k].shape != expected[k].shape
+    )
+    if missing or unexpected or wrong:
+        raise ValueError(
+            f"init_from: {weights} does not fit this model: missing {missing[:5]}, unexpected {unexpected[:5]}, "
+            f"wrong shapes {wrong[:5]} (init_new lists the parts that may be absent)"
+        )
+    model.load_state_dict({k: v for k, v in state.items() if not is_new(k)}, strict=False)

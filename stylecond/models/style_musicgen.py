@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,51 +15,29 @@ from torch import Tensor
 from stylecond.codecs.base import AudioCodec
 from stylecond.conditioners.dropout import ConditioningDropout
 from stylecond.conditioners.fuser import ConditionFuser
-from stylecond.conditioners.style import ExcerptStart, StyleConditioner, StyleOutput, excerpt_frame_mask
+from stylecond.conditioners.style import StyleConditioner, excerpt_frame_mask
 from stylecond.conditioners.text import HFTextConditioner
-from stylecond.conditioners.types import ConditionTensors
 from stylecond.generation.settings import SamplingSettings
+from stylecond.inversion.fingerprint import weights_digest
 from stylecond.lm.music_lm import MusicLM
+from stylecond.models.conditioning import ConditioningMixin
+from stylecond.models.finetuning import (
+    FineTuning,
+    apply_finetuning,
+    frozen_parts,
+    load_adapters,
+    merged_state_dict,
+    save_adapters,
+)
 from stylecond.models.generation import GenerationMixin
-from stylecond.models.pretrained import save_pretrained
+from stylecond.models.pretrained import load_initial_weights, save_pretrained
 from stylecond.utils.attached import attached_trainer
 from stylecond.utils.distributed import average_batchnorm_stats_
+from stylecond.utils.ema_state import EMA_STATE_KEY, split_ema_state
 from stylecond.utils.optim import OptimConfig, build_optimizer
 
 
-@dataclass
-class Conditioning:
-    """What :meth:`StyleMusicGen.condition` returns.
-
-    Attributes:
-        conditions: name (``"text"``, ``"style"``) -> ``ConditionTensors [B, S, lm.dim]``.
-        excerpt_span: ``[B, 2]`` seconds of each style excerpt within the target audio (anti-copy mask),
-            or None when no excerpt was drawn from it.
-        style: the style conditioner's output (bottleneck codes, commitment loss), or None.
-    """
-
-    conditions: dict[str, ConditionTensors]
-    excerpt_span: Tensor | None = None
-    style: StyleOutput | None = None
-
-
-def _paired_source(wav: Tensor, style_wav: Tensor, has_style: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-    """One batch to draw excerpts from: ``style_wav`` rows where ``has_style``, ``wav`` rows elsewhere,
-    zero-padded to the longer; returns ``(source [B, C, T'], lengths [B], paired [B])``."""
-    b, c = wav.shape[:2]
-    if style_wav.shape[:2] != (b, c):
-        raise ValueError(f"style_wav must be [B={b}, C={c}, Ts] like wav; got {tuple(style_wav.shape)}")
-    paired = torch.ones(b, dtype=torch.bool) if has_style is None else has_style.bool().cpu()
-    t, ts = wav.shape[-1], style_wav.shape[-1]
-    source = wav.new_zeros(b, c, max(t, ts))
-    idx = paired.to(wav.device)
-    source[~idx, :, :t] = wav[~idx]
-    source[idx, :, :ts] = style_wav[idx].to(wav.dtype)
-    lengths = torch.where(paired, torch.tensor(ts), torch.tensor(t))
-    return source, lengths, paired
-
-
-class StyleMusicGen(GenerationMixin, L.LightningModule):
+class StyleMusicGen(ConditioningMixin, GenerationMixin, L.LightningModule):
     """A text- and audio-conditioned music LM trained end to end on codec tokens.
 
     The LM, the style conditioner and the text projection train jointly; the codec, the text encoder
@@ -77,6 +56,11 @@ class StyleMusicGen(GenerationMixin, L.LightningModule):
         anti_copy_mask: Mask the LM loss on the target frames the style excerpt covers.
         sampling: This model's default guidance and sampling settings for ``generate()`` (default:
             ``SamplingSettings()``; a loaded audiocraft model takes its ``cfg_coef`` from its config).
+        init_from: A stylecond export directory (``stylecond convert`` / ``export``) whose weights
+            initialise this model in ``configure_model`` (fine-tuning; a resumed checkpoint overrides them).
+        init_new: Top-level parts (e.g. ``["style_conditioner"]``) that keep their fresh initialisation
+            instead of taking ``init_from``'s weights (a style conditioner added to a text MusicGen).
+        finetune: What trains: everything, LoRA adapters on the LM, or the style conditioner only.
     """
 
     def __init__(
@@ -91,6 +75,9 @@ class StyleMusicGen(GenerationMixin, L.LightningModule):
         optim: OptimConfig | None = None,
         anti_copy_mask: bool = True,
         sampling: SamplingSettings | None = None,
+        init_from: str | None = None,
+        init_new: Sequence[str] = (),
+        finetune: FineTuning | None = None,
     ) -> None:
         super().__init__()
         if text_conditioner is None and style_conditioner is None:
@@ -113,6 +100,9 @@ class StyleMusicGen(GenerationMixin, L.LightningModule):
         self.optim = optim or OptimConfig()
         self.anti_copy_mask = anti_copy_mask
         self.sampling = sampling or SamplingSettings()
+        self.init_from, self.init_new = init_from, tuple(init_new)
+        self.finetune = finetune
+        self._initialised = False
         #: the ``{class_path, init_args}`` config this model was built from (set by the CLI / loaders)
         self.model_config: dict[str, Any] | None = None
 
@@ -127,12 +117,39 @@ class StyleMusicGen(GenerationMixin, L.LightningModule):
 
     def setup(self, stage: str) -> None:
         self.check_codec()
+        data = getattr(attached_trainer(self), "datamodule", None)
+        segment = getattr(data, "segment_seconds", None)
+        sc = self.style_conditioner
+        if sc is not None and self.anti_copy_mask and segment is not None and segment <= sc.excerpt_length:
+            raise ValueError(
+                f"data segment_seconds={segment} <= style_conditioner.excerpt_length={sc.excerpt_length}: "
+                "the anti-copy mask would hide every target frame at validation; use longer segments"
+            )
 
     def configure_model(self) -> None:
-        """Load the frozen pretrained parts and switch on DDP codebook sync (called by the Trainer)."""
+        """Load every frozen pretrained part (codec, text encoder, style feature extractor) now.
+
+        One rule for all of them: they exist in the module tree before anything looks at it: EMA's copy
+        of the model (``EMAWeightAveraging`` calls this first), FSDP's wrapping and checkpointing.
+        Idempotent (the Trainer and the EMA callback both call it).
+        """
+        self.codec.materialize()
         for child in (self.text_conditioner, self.style_conditioner):
             if child is not None:
                 child.configure_model()
+        if self.init_from is not None and not self._initialised:
+            load_initial_weights(self, self.init_from, new_parts=self.init_new)
+        self._initialised = True
+        if self.finetune is not None:
+            apply_finetuning(self, self.finetune)
+            for part in frozen_parts(self, self.finetune):
+                part.eval()
+
+    def train(self, mode: bool = True) -> StyleMusicGen:
+        super().train(mode)
+        for part in frozen_parts(self, self.finetune):  # fine-tuning: frozen parts do not drift
+            part.eval()
+        return self
 
     def configure_optimizers(self) -> Any:
         total = self.optim.total_steps
@@ -158,12 +175,33 @@ class StyleMusicGen(GenerationMixin, L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.model_config = checkpoint.get("stylecond_config", self.model_config)
+        ema = split_ema_state(checkpoint.get("state_dict", {}))  # averaged weights: for the EMA callback
+        if ema:
+            checkpoint[EMA_STATE_KEY] = ema
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``config.yaml`` + ``model.safetensors`` (no training state) into ``directory``."""
+        """Write ``config.yaml`` + ``model.safetensors`` (no training state) into ``directory``.
+
+        A fine-tuned model is written as a plain one: LoRA adapters merged into the LM's weights, and no
+        ``init_from`` / ``init_new`` / ``finetune`` in the config (the export stands alone).
+        """
         if self.model_config is None:
             raise ValueError("this model has no model_config (build it through the CLI or from_pretrained)")
-        return save_pretrained(self, directory, config=self.model_config)
+        config = copy.deepcopy(self.model_config)
+        for key in ("init_from", "init_new", "finetune"):
+            config.get("init_args", {}).pop(key, None)
+        return save_pretrained(self, directory, config=config, state=merged_state_dict(self))
+
+    def save_adapters(self, path: str | Path) -> Path:
+        """Write the LoRA adapters alone (safetensors, with their settings and the base weights' digest)."""
+        if self.finetune is None or self.finetune.mode != "lora":
+            raise ValueError("save_adapters needs finetune.mode 'lora'")
+        return save_adapters(self, path, ft=self.finetune, base_digest=weights_digest(self))
+
+    def load_adapters(self, path: str | Path) -> StyleMusicGen:
+        """Add LoRA adapters written by :meth:`save_adapters` to this (base) model; returns it."""
+        self.finetune = load_adapters(self, path, base_digest=weights_digest(self))
+        return self.train(self.training)  # the new adapter modules take the model's mode
 
     @classmethod
     def from_pretrained(
@@ -207,63 +245,6 @@ class StyleMusicGen(GenerationMixin, L.LightningModule):
         if not isinstance(model, cls):
             raise TypeError(f"{source} holds a {type(model).__name__}, not a {cls.__name__}")
         return model
-
-    # ------------------------------------------------------------------ conditioning
-    def condition(
-        self,
-        *,
-        texts: list[str | None] | None,
-        wav: Tensor | None,
-        sample_rate: int,
-        style_wav: Tensor | None = None,
-        has_style: Tensor | None = None,
-        keep: dict[str, Tensor] | None = None,
-        n_q: int | None = None,
-        excerpt_length: float | None = None,
-        excerpt_start: ExcerptStart | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Conditioning:
-        """Named conditions for a batch, the style excerpt span ``[B, 2]`` seconds within ``wav`` and the
-        style conditioner's output.
-
-        The style excerpt comes from ``style_wav [B, C, Ts]`` (paired conditioning) on the rows where
-        ``has_style [B]`` is True (all rows when it is None), and from ``wav [B, C, T]`` (the target, in
-        training) elsewhere; the style conditioner runs once on the whole batch either way (so DDP ranks
-        make the same collective calls whatever their mix of rows). The span is ``(0, 0)`` on paired rows
-        (nothing to mask), and None when no row draws its excerpt from ``wav``. ``keep`` holds
-        per-condition ``[B]`` bool dropout masks. ``n_q``, ``excerpt_length``, ``excerpt_start`` and
-        ``generator`` go to the style conditioner.
-        """
-        conditions: dict[str, ConditionTensors] = {}
-        if self.text_conditioner is not None and texts is not None:
-            rows = list(texts)
-            if keep is not None:
-                rows = [t if bool(k) else None for t, k in zip(rows, keep["text"].tolist())]
-            conditions["text"] = self.text_conditioner(rows)
-        sc = self.style_conditioner
-        if sc is None or (wav is None and style_wav is None):
-            return Conditioning(conditions)
-        settings: dict[str, Any] = dict(
-            sample_rate=sample_rate,
-            keep=None if keep is None else keep["style"],
-            n_q=n_q,
-            excerpt_length=excerpt_length,
-            excerpt_start=excerpt_start,
-            generator=generator,
-        )
-        if wav is None or style_wav is None:
-            source = wav if wav is not None else style_wav
-            assert source is not None
-            out = sc(source, **settings)
-            span = out.excerpt_span if style_wav is None else None
-            return Conditioning({**conditions, "style": out.condition}, span, out)
-        source, lengths, paired = _paired_source(wav, style_wav, has_style)
-        out = sc(source, lengths=lengths, **settings)
-        span = None
-        if not bool(paired.all()):
-            assert out.excerpt_span is not None
-            span = out.excerpt_span.masked_fill(paired.to(out.excerpt_span.device)[:, None], 0.0)
-        return Conditioning({**conditions, "style": out.condition}, span, out)
 
     # ------------------------------------------------------------------ training
     def _codes(self, batch: Any) -> tuple[Tensor, Tensor | None]:

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import yaml
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from stylecond.models.pretrained import add_model_links
+from stylecond.models.pretrained import CONFIG_NAME, WEIGHTS_NAME, add_model_links, fill_link_targets
 
 #: codec attribute -> datamodule init arg
 _CODEC_TO_DATA = {
@@ -57,7 +58,7 @@ class StyleCondCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         sub = self.config.get("subcommand")
-        dumped = yaml.safe_load(self.parser.dump(self.config))  # link targets are re-derived on load
+        dumped = yaml.safe_load(self.parser.dump(self.config))
         self._model_config: dict[str, Any] = (dumped[sub] if sub else dumped).get("model", {})
         cfg = self.config[sub] if sub else self.config
         if cfg.get("ckpt_path") and cfg.get("weights_only") is None:
@@ -66,13 +67,55 @@ class StyleCondCLI(LightningCLI):
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
         if hasattr(self.model, "model_config"):
-            self.model.model_config = self._model_config
+            self.model.model_config = fill_link_targets(self._model_config, self.model)
 
 
-def run_lightning_cli(args: Sequence[str]) -> StyleCondCLI:
-    """Run LightningCLI on ``args`` (``[subcommand, *options]``), as if typed after ``stylecond``."""
+def expand_pretrained(args: Sequence[str]) -> list[str]:
+    """``--pretrained DIR`` (a stylecond export) -> ``--model DIR/config.yaml`` right after the subcommand
+    (so later ``-c`` configs override it: fine-tuning settings) and ``--model.init_args.init_from DIR``
+    at the end. SystemExit(2) naming the flag when DIR is not an export."""
+    out, pretrained = [], None
+    items = list(args)
+    i = 0
+    while i < len(items):
+        item = items[i]
+        if item == "--pretrained" and i + 1 < len(items):
+            pretrained, i = items[i + 1], i + 2
+            continue
+        if item.startswith("--pretrained="):
+            pretrained = item.split("=", 1)[1]
+        else:
+            out.append(item)
+        i += 1
+    if pretrained is None:
+        return out
+    directory = Path(pretrained)
+    if not (directory / CONFIG_NAME).is_file() or not (directory / WEIGHTS_NAME).is_file():
+        print(
+            f"stylecond: --pretrained: {directory} is not a stylecond export (config.yaml + model.safetensors); "
+            "convert a release first: stylecond convert facebook/musicgen-style DIR",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    return [
+        *out[:1],
+        "--model",
+        str(directory / CONFIG_NAME),
+        *out[1:],
+        f"--model.init_args.init_from={directory}",
+    ]
+
+
+def run_lightning_cli(args: Sequence[str], *, run: bool = True) -> StyleCondCLI:
+    """Run LightningCLI on ``args`` (``[subcommand, *options]``), as if typed after ``stylecond``.
+
+    ``--pretrained DIR`` starts from a stylecond export (see :func:`expand_pretrained`). ``run=False``
+    builds the trainer, model and datamodule without running anything (``args`` then has no subcommand).
+    """
     saved = sys.argv
-    sys.argv = ["stylecond", *args]
+    expanded = expand_pretrained(args if run else ["fit", *args])
+    # keep the real program path: DDP / FSDP relaunch it ([python, argv[0], ...]) for the other ranks
+    sys.argv = [saved[0] if saved else "stylecond", *(expanded if run else expanded[1:])]
     try:
         return StyleCondCLI(
             L.LightningModule,
@@ -82,6 +125,7 @@ def run_lightning_cli(args: Sequence[str]) -> StyleCondCLI:
             save_config_kwargs={"overwrite": True},
             parser_kwargs={"default_env": False},
             auto_configure_optimizers=False,
+            run=run,
         )
     finally:
         sys.argv = saved

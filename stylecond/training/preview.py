@@ -36,6 +36,13 @@ def spectrogram_image(wav: Tensor, sample_rate: int, *, n_mels: int = 80, top_db
     return (rgb * 255).round().astype(np.uint8)
 
 
+def is_sharded(module: torch.nn.Module) -> bool:
+    """Whether some parameter of ``module`` is sharded across ranks (FSDP2: a DTensor)."""
+    from torch.distributed.tensor import DTensor
+
+    return any(isinstance(p, DTensor) for p in module.parameters())
+
+
 class GenerationPreview(L.Callback):
     """At validation end (global rank 0), generate from the first validation batch and log the results.
 
@@ -45,7 +52,7 @@ class GenerationPreview(L.Callback):
     tag ``preview/<name>_<i>``), and written as ``<name>_<i>.wav`` + ``.png`` into
     ``<log_dir>/previews/step_<global_step>/`` whatever the logger. Conditions the model lacks are
     skipped. Skipped during the sanity check and ``fast_dev_run``; random streams of training are
-    preserved. The model needs ``generate(texts=, style_audio=, style_sample_rate=, duration=, ...)``
+    preserved. Under FSDP every rank generates (rank 0's examples) and rank 0 logs. The model needs ``generate(texts=, style_audio=, style_sample_rate=, duration=, ...)``
     and ``codec`` (as :class:`~stylecond.models.style_musicgen.StyleMusicGen` has).
 
     Args:
@@ -116,14 +123,21 @@ class GenerationPreview(L.Callback):
         if self.num_validations % self.every_n_val:
             return
         log_dir = trainer.log_dir  # a collective under DDP: every rank asks
-        if not trainer.is_global_zero or self._examples is None:
-            return
         if not callable(getattr(pl_module, "generate", None)):
             rank_zero_warn(f"GenerationPreview: {type(pl_module).__name__} has no generate(); no previews")
             return
-        clips = self._generate(
-            pl_module, self._examples
-        )  # seeded locally: training's random streams are untouched
+        examples = self._examples
+        if is_sharded(pl_module):
+            # every forward of a sharded model gathers its weights from every rank: all ranks generate
+            # (rank 0's examples), in lockstep; rank 0 logs
+            examples = trainer.strategy.broadcast(examples, src=0)
+        elif not trainer.is_global_zero:
+            return
+        if examples is None:
+            return
+        clips = self._generate(pl_module, examples)  # seeded locally: training's random streams are untouched
+        if not trainer.is_global_zero:
+            return
         out_dir = None if log_dir is None else Path(log_dir) / "previews" / f"step_{trainer.global_step:07d}"
         self._log(trainer, clips, int(pl_module.codec.sample_rate), out_dir)
 

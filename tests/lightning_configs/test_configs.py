@@ -1,8 +1,10 @@
-"""Every YAML in lightning_configs/ parses and instantiates through the real CLI, offline, fit mocked.
+"""Every YAML in lightning_configs/ parses and instantiates through the real CLI, offline, without
+running anything (test_fits.py fits each of them for real).
 
 small/medium name EnCodec, T5 and MERT on the hub: the codec is pointed at a tiny random EncodecModel
 saved locally (its config is read when the codec's sample rate is linked to the datamodule); T5 and
 MERT must not be touched at all (their constructors never load). Any network use fails the test.
+The fine-tuning configs start from a stylecond export (``--pretrained``), here the checked-in legacy one.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "lightning_configs"
 MODEL_CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
 TRAINER_PRESETS = sorted((CONFIG_DIR / "trainer").glob("*.yaml"))
 HUB_NAMES = ("facebook/encodec_32khz", "google-t5/t5-base", "t5-base", "m-a-p/MERT-v1-95M")
+LEGACY_EXPORT = Path(__file__).resolve().parents[1] / "fixtures" / "legacy_export" / "export"
 
 
 @pytest.fixture(scope="module")
@@ -70,24 +73,23 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 @pytest.fixture()
-def fit_calls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[tuple[Any, Any, Any]]:
-    """Mock ``Trainer.fit`` (record trainer, model, datamodule); run in ``tmp_path`` (loggers write there)."""
-    calls: list[tuple[Any, Any, Any]] = []
-
-    def fake_fit(
-        self: L.Trainer, model: Any, train_dataloaders: Any = None, *args: Any, **kwargs: Any
-    ) -> None:
-        calls.append((self, model, kwargs.get("datamodule", train_dataloaders)))
-
-    monkeypatch.setattr(L.Trainer, "fit", fake_fit)
+def built(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    """``built(*args)``: trainer, model and datamodule of ``stylecond fit *args``, built and not run."""
     monkeypatch.chdir(tmp_path)
-    return calls
+
+    def build(*args: str) -> tuple[Any, Any, Any]:
+        cli = run_lightning_cli(list(args), run=False)
+        return cli.trainer, cli.model, cli.datamodule
+
+    return build
 
 
 def _codec_overrides(config: Path, tiny_encodec: Path) -> list[str]:
     """Point hub-backed codecs at the tiny local EnCodec; keep big LMs to one layer (RAM, time)."""
     model = yaml.safe_load(config.read_text())["model"]["init_args"]
     args = []
+    if "codec" not in model:  # a fine-tuning config: the architecture comes from the export
+        return ["--pretrained", str(LEGACY_EXPORT)]
     if model["codec"]["class_path"].endswith("EncodecCodec"):
         args += ["--model.init_args.codec.init_args.model_name_or_path", str(tiny_encodec)]
     if model["lm"].get("init_args", {}).get("num_layers", 0) > 4:  # medium: 48 layers = 1.4 B parameters
@@ -102,15 +104,17 @@ def test_there_are_configs_to_check() -> None:
     assert "config.yaml" not in names  # reserved for LightningCLI's own saved config
 
 
-@pytest.mark.parametrize("config", MODEL_CONFIGS, ids=lambda p: p.name)
+@pytest.mark.parametrize("config", MODEL_CONFIGS, ids=lambda p: p.name)  # fine-tuning ones from an export
 def test_model_config_instantiates_offline(
-    config: Path, tiny_encodec: Path, offline: list[str], fit_calls: list
+    config: Path, tiny_encodec: Path, offline: list[str], built: Any, legacy_export_dir: Path
 ) -> None:
     from stylecond.models.style_musicgen import StyleMusicGen
 
-    run_lightning_cli(["fit", "-c", str(config), *_codec_overrides(config, tiny_encodec)])
-    assert len(fit_calls) == 1
-    trainer, model, data = fit_calls[0]
+    args = _codec_overrides(config, tiny_encodec)
+    if args[:1] == ["--pretrained"]:  # the architecture first, the fine-tuning settings over it
+        trainer, model, data = built("--pretrained", str(legacy_export_dir), "-c", str(config))
+    else:
+        trainer, model, data = built("-c", str(config), *args)
     assert isinstance(trainer, L.Trainer)
     assert isinstance(model, StyleMusicGen)
     assert model.model_config is not None and model.model_config["class_path"].endswith("StyleMusicGen")
@@ -128,11 +132,10 @@ def test_model_config_instantiates_offline(
     assert not [name for name in offline if name in HUB_NAMES], offline
 
 
-def test_hub_configs_describe_musicgen_style(tiny_encodec: Path, offline: list[str], fit_calls: list) -> None:
+def test_hub_configs_describe_musicgen_style(tiny_encodec: Path, offline: list[str], built: Any) -> None:
     """small.yaml: EnCodec 4 x 2048 linked into the LM, T5 text, MERT style features, the paper's recipe."""
     config = CONFIG_DIR / "small.yaml"
-    run_lightning_cli(["fit", "-c", str(config), *_codec_overrides(config, tiny_encodec)])
-    _, model, data = fit_calls[0]
+    _, model, data = built("-c", str(config), *_codec_overrides(config, tiny_encodec))
     model.check_codec()  # codec (tiny local EnCodec, 4 x 2048) agrees with the LM
     assert (model.lm.num_codebooks, model.lm.card) == (4, 2048)
     assert data.hparams["codec_num_codebooks"] == 4 and data.hparams["codec_cardinality"] == 2048
@@ -150,7 +153,7 @@ def test_trainer_preset_combines_with_model_configs(
     base: str,
     tiny_encodec: Path,
     offline: list[str],
-    fit_calls: list,
+    built: Any,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     config = CONFIG_DIR / base
@@ -167,8 +170,11 @@ def test_trainer_preset_combines_with_model_configs(
         else:
             assert printed[key] == value, key
     # 2. it instantiates on this GPU-less machine once the accelerator is overridden
-    run_lightning_cli(["fit", *args, "--trainer.accelerator", "cpu", "--trainer.devices", "2"])
-    trainer = fit_calls[0][0]
+    trainer, _, _ = built(*args, "--trainer.accelerator", "cpu", "--trainer.devices", "2")
+    if "fsdp" in preset.name:
+        from stylecond.training.fsdp import FSDP2Strategy
+
+        assert isinstance(trainer.strategy, FSDP2Strategy) and trainer.strategy.activation_checkpointing
     if "ddp" in preset.name:
         assert isinstance(trainer.strategy, DDPStrategy)
         assert trainer.num_devices == 2

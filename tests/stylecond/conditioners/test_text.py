@@ -207,3 +207,26 @@ def test_moves_with_module_and_loads_on_configure_model(bert_dir: Path) -> None:
     assert cond.is_loaded
     out = cond.eval()(["calm"])
     assert out.embeddings.dtype == torch.float64
+
+
+def test_caption_cache_gives_the_encoder_outputs_and_encodes_each_caption_once(bert_dir: Path) -> None:
+    plain, cached = _make(bert_dir).eval(), _make(bert_dir, cache_size=2).eval()
+    cached.load_state_dict(plain.state_dict())
+    calls: list[int] = []
+    cached.load()
+    assert cached.encoder is not None
+    cached.encoder.register_forward_hook(lambda module, args, kwargs_out: calls.append(1))
+    texts = ["calm piano", None, "loud rock with drums and guitar", "calm piano"]
+    for _ in range(2):  # the second pass is served from the cache
+        got, want = cached(texts), plain(texts)
+        assert torch.equal(got.mask, want.mask)
+        torch.testing.assert_close(got.embeddings, want.embeddings, rtol=1e-5, atol=1e-6)
+    assert len(calls) == 1 and len(cached._cache) == 2  # one encoder call for the 2 distinct captions
+    cached(["soft strings"])  # the least recently used caption goes ("calm piano" came last in texts)
+    assert list(cached._cache) == ["calm piano", "soft strings"]
+    # while the encoder trains (textual inversion), the cache is bypassed and gradients flow
+    cached.input_embeddings().weight.requires_grad_(True)
+    cached(["calm piano"]).embeddings.sum().backward()
+    assert cached.input_embeddings().weight.grad is not None and len(calls) == 3
+    with pytest.raises(ValueError, match="cache_size"):
+        _make(bert_dir, cache_size=-1)

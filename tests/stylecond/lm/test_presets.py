@@ -10,7 +10,8 @@ from stylecond.lm.presets import PRESETS
 
 
 @pytest.mark.parametrize(
-    ("name", "millions"), [("debug", 1.15), ("base", 33.6), ("small", 318.9), ("medium", 1384.4)]
+    ("name", "millions"),
+    [("debug", 1.15), ("base", 33.6), ("small", 318.9), ("medium", 1384.4), ("large", 2449.9)],
 )
 def test_preset_sizes(name: str, millions: float) -> None:
     with torch.device("meta"):

@@ -84,14 +84,20 @@ def test_bf16_mixed_step_on_cpu(
 def test_kill_and_resume_continues_the_run(
     clis: list[Any], debug_args: Callable[..., list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    n = 4
-    # the schedule spans 2N steps in both runs: the first run stops ("is killed") after its N-th step
-    common = ("--model.init_args.optim.total_steps", str(2 * n), "--trainer.limit_val_batches", "0")
-    _run(["fit", *debug_args("--trainer.max_steps", str(n), *common)])
-    run0 = Path("runs/debug/version_0")
+    n, k = 4, 3
+    # 6 batches per epoch from 2 loader workers, validation every 3 steps (it saves last.ckpt): the run
+    # killed after step N leaves a checkpoint of step K, mid-epoch; the resumed run crosses an epoch.
+    # The schedule spans 2N steps everywhere.
+    common = ("--model.init_args.optim.total_steps", str(2 * n), "--data.init_args.samples_per_epoch", "24",
+              "--data.init_args.num_workers", "2", "--trainer.val_check_interval", str(k))  # fmt: skip
+    _run(["fit", *debug_args("--trainer.max_steps", str(2 * n), *common)])  # the uninterrupted run
+    _run(["fit", *debug_args("--trainer.max_steps", str(n), *common)])  # killed after its N-th step
+    uninterrupted, run0 = Path("runs/debug/version_0"), Path("runs/debug/version_1")
     last = run0 / "checkpoints" / "last.ckpt"
     saved = torch.load(last, map_location="cpu", weights_only=True)
-    assert saved["global_step"] == n and saved["lr_schedulers"][0]["last_epoch"] == n
+    assert saved["global_step"] == k and saved["lr_schedulers"][0]["last_epoch"] == k
+    [loader_state] = saved["loops"]["fit_loop"]["state_dict"]["combined_loader"]
+    assert loader_state["epoch"] == 0 and loader_state["batches"] == k  # trained on, not fetched ahead
 
     loads: list[tuple[str, Any]] = []
     restored: dict[str, torch.Tensor] = {}
@@ -110,7 +116,7 @@ def test_kill_and_resume_continues_the_run(
     _run(["fit", *debug_args("--trainer.max_steps", str(2 * n), *common, "--ckpt_path", str(last))])
     monkeypatch.setattr(torch, "load", original_load)
 
-    cli = clis[1]
+    cli = clis[-1]
     assert cli.config["fit"]["weights_only"] is True  # the CLI's default when resuming
     assert loads and all(weights_only is True for _, weights_only in loads), loads
     assert cli.trainer.global_step == 2 * n
@@ -118,15 +124,17 @@ def test_kill_and_resume_continues_the_run(
     assert restored.keys() == saved["state_dict"].keys()
     for key, value in saved["state_dict"].items():
         torch.testing.assert_close(restored[key], value, rtol=0, atol=0, msg=key)
-    final = torch.load(Path("runs/debug/version_1/checkpoints/last.ckpt"), weights_only=True)
-    assert final["global_step"] == 2 * n and final["lr_schedulers"][0]["last_epoch"] == 2 * n
-    # the loss curve continues where it stopped instead of restarting from the untrained loss
+    assert cli.trainer.lr_scheduler_configs[0].scheduler.last_epoch == 2 * n
+    # the killed run and its resumption log exactly the losses of the uninterrupted run, step by step:
+    # same data (the stream skipped the K batches already trained on), same dropout draws (StepSeed)
+    full = _train_losses(uninterrupted / "metrics.csv")
     first = _train_losses(run0 / "metrics.csv")
-    second = _train_losses(Path("runs/debug/version_1/metrics.csv"))
-    assert sorted(first) == list(range(n)) and sorted(second) == list(range(n, 2 * n))
-    untrained, reached = first[0], first[n - 1]
-    assert reached < untrained
-    assert max(second.values()) < untrained - 0.5 * (untrained - reached), (first, second)
+    second = _train_losses(Path("runs/debug/version_2/metrics.csv"))
+    assert sorted(full) == list(range(2 * n))
+    assert sorted(first) == list(range(n)) and sorted(second) == list(range(k, 2 * n))
+    assert second == {step: loss for step, loss in full.items() if step >= k}, (full, second)
+    assert first == {step: loss for step, loss in full.items() if step < n}, (full, first)
+    assert full[2 * n - 1] < full[0]
 
 
 @pytest.mark.slow
