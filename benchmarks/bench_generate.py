@@ -9,9 +9,11 @@ download), then times:
 - transformers: ``MusicgenForCausalLM.generate`` on a 3 x B batch (the CFG-equivalent amount of work;
   do_sample, top-k 250, KV cache).
 
-dtypes: ``fp32``, ``bf16`` (``.to(torch.bfloat16)``, KV cache in bf16) and ``int8`` (opt-in
-``stylecond.lm.quantize.quantize_int8``: int8 dynamically quantized linear layers; the transformers model is
-quantized the same way, so the ratio compares like with like).
+dtypes: ``fp32``, ``bf16`` (``.to(torch.bfloat16)``, KV cache in bf16) and the modes of the opt-in
+``stylecond.lm.quantize.quantize``: ``int4`` (4-bit weights, groups of 128 inputs), ``int8`` (8-bit
+weights) and ``int8-dynamic`` (fbgemm). The transformers model is converted the same way, so each row's
+ratio compares like with like; the summary compares our fastest row with transformers' fp32 (its
+default) and with its fastest row of the run.
 
 Reports ms per decoding step, the real-time factor (RTF = compute time / audio time; 50 steps = 1 s of
 audio), the speed ratio to transformers, and two roofline fractions (roofline time / measured step time):
@@ -21,32 +23,41 @@ audio), the speed ratio to transformers, and two roofline fractions (roofline ti
 - ``kernel roofline``: the same with the bandwidth of the row's own GEMV kernel (bf16 F.linear, int8
   quantized linear) over the same weights: how close the step gets to its kernels alone.
 
-Usage: ``python benchmarks/bench_generate.py --sizes base,small --steps 50 --dtypes fp32,bf16,int8``.
+Also, on request: ``--ttfa`` the time to first audio of streaming generation (``stream_codes`` +
+``ChunkedDecoder`` on a random EnCodec of ``facebook/encodec_32khz``'s shape, 1 s chunks), and
+``--quality-model PATH`` the quantized rows' agreement with fp32 on a trained model (``quality_guard.py``).
+
+Usage: ``python benchmarks/bench_generate.py --sizes base,small --steps 50 --dtypes fp32,bf16,int8-dynamic,int4``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # quality_guard
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from first_audio import encodec_32khz_shaped, time_to_first_audio  # noqa: E402
 from torch import nn  # noqa: E402
 
 from stylecond.conditioners.types import ConditionTensors  # noqa: E402
 from stylecond.generation.generate import generate_codes  # noqa: E402
 from stylecond.generation.sampler import DoubleCFGSampler  # noqa: E402
 from stylecond.generation.settings import SamplingSettings  # noqa: E402
+from stylecond.lm.lowbit_linear import Int4Linear, Int8Linear  # noqa: E402
 from stylecond.lm.music_lm import MusicLM  # noqa: E402
 from stylecond.lm.presets import PRESETS  # noqa: E402
-from stylecond.lm.quantize import quantize_int8  # noqa: E402
+from stylecond.lm.quantize import QUANTIZE_MODES, quantize  # noqa: E402
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "int8": torch.float32}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, **{mode: torch.float32 for mode in QUANTIZE_MODES}}
 NUM_CODEBOOKS, CARD, FRAME_RATE = 4, 2048, 50.0
 TEXT_TOKENS, STYLE_TOKENS = 20, 15
 
@@ -129,10 +140,16 @@ def quantized_linears(model: nn.Module) -> list[tuple[nn.Module, torch.Tensor]]:
     return [(m, m.weight()) for m in model.modules() if isinstance(m, QLinear)]
 
 
+def lowbit_linears(model: nn.Module) -> list[Int4Linear | Int8Linear]:
+    return [m for m in model.modules() if isinstance(m, (Int4Linear, Int8Linear))]
+
+
 def weight_bytes(model: nn.Module) -> int:
-    """Bytes of linear weights streamed per decoding step (int8 weights count 1 byte each)."""
+    """Bytes of linear weights streamed per decoding step (int8 weights count 1 byte each, int4 half a byte,
+    plus their scales)."""
     float_bytes = sum(w.numel() * w.element_size() for w in streamed_weights(model))
-    return float_bytes + sum(w.numel() for _, w in quantized_linears(model))
+    lowbit = sum(b.numel() * b.element_size() for m in lowbit_linears(model) for b in m.buffers())
+    return float_bytes + lowbit + sum(w.numel() for _, w in quantized_linears(model))
 
 
 @torch.inference_mode()
@@ -141,7 +158,8 @@ def measure_bandwidth(model: nn.Module, rows: int, repeats: int) -> float:
     kernels (F.linear in its dtype, or the int8 quantized linear) = the best case for one decoding step."""
     weights, qlin = streamed_weights(model), quantized_linears(model)
     dense = [(torch.randn(rows, w.shape[1], dtype=w.dtype), w) for w in weights]
-    quant = [(torch.randn(rows, w.shape[1]), m) for m, w in qlin]
+    quant: list[tuple[torch.Tensor, nn.Module]] = [(torch.randn(rows, w.shape[1]), m) for m, w in qlin]
+    quant += [(torch.randn(rows, m.in_features), m) for m in lowbit_linears(model)]
 
     def run() -> None:
         for x, w in dense:
@@ -154,10 +172,15 @@ def measure_bandwidth(model: nn.Module, rows: int, repeats: int) -> float:
     return weight_bytes(model) / seconds / 1e9
 
 
+def group_size(size: str) -> int:
+    """int4 groups of 128 inputs, or of the model width when it is narrower (the debug preset)."""
+    return min(128, PRESETS[size].dim)
+
+
 def build_ours(size: str, name: str, compile_layers: bool = False) -> MusicLM:
     lm = MusicLM.from_preset(size, num_codebooks=NUM_CODEBOOKS, card=CARD).eval().to(DTYPES[name])
-    if name == "int8":
-        lm = quantize_int8(lm, inplace=True)
+    if name in QUANTIZE_MODES:
+        lm = quantize(lm, name, group_size=group_size(size), inplace=True)  # type: ignore[arg-type]
     if compile_layers:
         for layer in lm.transformer.layers:
             layer.compile(dynamic=True)
@@ -181,8 +204,8 @@ def build_hf(size: str, name: str) -> nn.Module:
         bos_token_id=CARD,
     )
     model = MusicgenForCausalLM(config).eval().to(DTYPES[name])
-    if name == "int8":
-        model = quantize_int8(model, inplace=True)
+    if name in QUANTIZE_MODES:
+        model = quantize(model, name, group_size=group_size(size), inplace=True)  # type: ignore[arg-type]
     gc = model.generation_config
     gc.pad_token_id = gc.bos_token_id = gc.decoder_start_token_id = CARD
     return model
@@ -271,13 +294,34 @@ def hf_runner(model: nn.Module, steps: int, batch: int) -> Runner:
     return lambda: run(steps)
 
 
+def summary(rows: list[Row]) -> list[str]:
+    """Per size: our fastest row against transformers' fp32 and its fastest row of the run."""
+    lines = []
+    for size in dict.fromkeys(r.size for r in rows):
+        mine = [r for r in rows if r.size == size]
+        ours = min(mine, key=lambda r: r.ours_ms)
+        text = f"{size}: ours fastest {ours.dtype} {ours.ours_ms:.1f} ms/step (RTF {ours.ours_ms * FRAME_RATE / 1e3:.2f})"
+        hf_fp32 = [r.hf_ms for r in mine if r.dtype == "fp32" and r.hf_ms]
+        if hf_fp32:
+            text += f"; transformers fp32 / ours = {hf_fp32[0] / ours.ours_ms:.2f}x"
+        hf = [r for r in mine if r.hf_ms and r.dtype in ("fp32", "bf16", "int8-dynamic")]
+        if hf:
+            fastest = min(hf, key=lambda r: r.hf_ms or 0.0)
+            assert fastest.hf_ms is not None
+            text += f"; transformers fastest ({fastest.dtype}, {fastest.hf_ms:.1f}) / ours = {fastest.hf_ms / ours.ours_ms:.2f}x"
+        lines.append(text)
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--sizes", default="base,small", help="comma-separated presets (debug, base, small, medium)"
     )
     parser.add_argument("--steps", type=int, default=50, help="decoding steps per run (50 = 1 s of audio)")
-    parser.add_argument("--dtypes", default="fp32,bf16,int8", help="comma-separated: fp32, bf16, int8")
+    parser.add_argument(
+        "--dtypes", default="fp32,bf16,int8-dynamic,int4", help=f"comma-separated: {', '.join(DTYPES)}"
+    )
     parser.add_argument("--batch", type=int, default=1, help="prompts per run (the forward batch is 3x this)")
     parser.add_argument(
         "--repeats", type=int, default=3, help="timed runs per measurement (best of; ours and HF interleaved)"
@@ -294,6 +338,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="torch.compile our transformer layers (dynamic=True) before timing",
     )
+    parser.add_argument(
+        "--ttfa", action="store_true", help="also time the first audio of streaming generation"
+    )
+    parser.add_argument(
+        "--quality-model",
+        default=None,
+        help="a trained model (export directory or from_pretrained source): print the quantized dtypes' "
+        "agreement with fp32 over --quality-steps steps (quality_guard.py)",
+    )
+    parser.add_argument("--quality-steps", type=int, default=200)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -312,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
         f"torch {torch.__version__}, threads {torch.get_num_threads()}, steps {args.steps}, batch 3x{args.batch}"
     )
     rows: list[Row] = []
+    ttfa: dict[tuple[str, str], float] = {}
+    codec = None
     for size in sizes:
         fp32_ref: MusicLM | None = None  # the bandwidth probe for non-fp32 rows
         for name in dtypes:
@@ -336,6 +392,11 @@ def main(argv: list[str] | None = None) -> int:
                     best[key] = (min(best[key][0], step_s), min(best[key][1], first_s))
             ours, ours_first = best["ours"][0] * 1e3, best["ours"][1] * 1e3
             hf = best["hf"][0] * 1e3 if "hf" in best else None
+            if args.ttfa:
+                if codec is None:
+                    codec = encodec_32khz_shaped(tempfile.mkdtemp(prefix="encodec32k-"))
+                ttfa[(size, name)] = time_to_first_audio(lm, codec, args.batch, text_tokens=TEXT_TOKENS,
+                                                         style_tokens=STYLE_TOKENS)  # fmt: skip
             del lm, model, runners
             row = Row(size, name, ours, ours_first, hf, weight_mb, bw, kernel_bw or bw)
             rows.append(row)
@@ -351,7 +412,32 @@ def main(argv: list[str] | None = None) -> int:
         "RTF = compute time / audio time (50 steps = 1 s); mem roofline = (weight bytes / fp32 GEMV bandwidth) / "
         "step time; kernel roofline = the same with the row dtype's own GEMV kernel."
     )
+    print()
+    for line in summary(rows):
+        print(line)
+    if ttfa:
+        print("\ntime to first audio (streaming, 1 s chunks, EnCodec 32 kHz shape):")
+        for (size, name), seconds in ttfa.items():
+            print(f"  size={size} | dtype={name} | first audio after {seconds:.2f} s")
+    if args.quality_model:
+        print_quality(args.quality_model, [d for d in dtypes if d in QUANTIZE_MODES], args.quality_steps)
     return 0
+
+
+def print_quality(source: str, modes: list[str], steps: int) -> None:
+    from quality_guard import measure
+
+    from stylecond.models.style_musicgen import StyleMusicGen
+
+    if not modes:
+        return
+    model = StyleMusicGen.from_pretrained(source)
+    print(
+        f"\nquality guard on {source} ({steps} steps, teacher-forced on fp32's samples, guided distribution):"
+    )
+    print("| dtype | greedy agreement | mean KL (nats) |\n|---|---|---|")
+    for q in measure(model, modes, steps=steps):
+        print(f"| {q.mode} | {q.agreement:.3f} | {q.mean_kl:.4f} |")
 
 
 if __name__ == "__main__":

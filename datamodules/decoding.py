@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from datamodules.skips import SkipSample
-from stylecond.audio import AudioError, load_audio
+from stylecond.audio import AudioError, audio_frames, load_audio
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -26,6 +26,7 @@ __all__ = [
     "decode_codes",
     "decode_json",
     "find_audio_member",
+    "seekable_length",
 ]
 
 #: Audio member extensions recognised in shards, in order of preference.
@@ -65,10 +66,31 @@ def find_audio_member(sample: Mapping[str, Any], prefix: str = "") -> str | None
     return None
 
 
+def seekable_length(data: Any, *, member: str, sample_rate: int, name: str) -> int | None:
+    """Samples in a ``flac`` / ``wav`` member already at ``sample_rate``, read from its header: then a crop
+    can be decoded alone (:func:`decode_audio` with ``start`` / ``frames``). None for other members, whose
+    whole audio is decoded. Raises :class:`SkipSample` (``bad_audio``) when the header is unreadable."""
+    if not member.endswith(("flac", "wav")) or not isinstance(data, (bytes, bytearray)):
+        return None
+    try:
+        frames, rate, _ = audio_frames(bytes(data), name=name)
+    except AudioError as err:
+        raise SkipSample("bad_audio", str(err)) from err
+    return frames if rate == sample_rate and frames > 0 else None
+
+
 def decode_audio(
-    data: bytes, *, sample_rate: int, channels: int, name: str, reason_prefix: str = ""
+    data: bytes,
+    *,
+    sample_rate: int,
+    channels: int,
+    name: str,
+    reason_prefix: str = "",
+    start: int = 0,
+    frames: int | None = None,
 ) -> Tensor:
-    """Decode encoded audio bytes to ``[C, T]`` float32 at ``sample_rate`` with ``channels`` channels.
+    """Decode encoded audio bytes to ``[C, T]`` float32 at ``sample_rate`` with ``channels`` channels
+    (``start`` / ``frames``: only that span, in the member's own samples).
 
     Raises:
         SkipSample: ``bad_audio`` (undecodable, empty, zero length) or ``nonfinite_audio`` (NaN/inf);
@@ -77,7 +99,8 @@ def decode_audio(
     if not isinstance(data, (bytes, bytearray)):
         raise SkipSample("bad_style" if reason_prefix else "bad_audio", f"{name}: member is not bytes")
     try:
-        wav, _ = load_audio(bytes(data), sample_rate=sample_rate, channels=channels, name=name)
+        wav, _ = load_audio(bytes(data), sample_rate=sample_rate, channels=channels, name=name, start=start,
+                            frames=frames)  # fmt: skip
     except AudioError as err:
         if reason_prefix:
             raise SkipSample("bad_style", str(err)) from err
@@ -120,7 +143,7 @@ def decode_codes(data: Any, *, expect: CodecExpectation, meta: Mapping[str, Any]
         )
     try:
         arr = np.load(io.BytesIO(bytes(data)), allow_pickle=False)
-    except (ValueError, OSError, EOFError, TypeError) as err:
+    except Exception as err:  # noqa: BLE001 - a damaged header raises ValueError, SyntaxError, TokenError, ...
         raise SkipSample("bad_codes", f"{name}: unreadable codes.npy ({err})") from err
     if not isinstance(arr, np.ndarray) or arr.dtype != np.int16 or arr.ndim != 2:
         raise SkipSample("bad_codes", f"{name}: codes.npy must be int16 [K, F], got {getattr(arr, 'dtype', '?')} "

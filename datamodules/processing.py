@@ -13,12 +13,30 @@ from typing import Any
 import torch
 
 from datamodules.batch import AudioSample
-from datamodules.decoding import CodecExpectation, decode_audio, decode_codes, decode_json, find_audio_member
+from datamodules.decoding import (
+    CodecExpectation,
+    decode_audio,
+    decode_codes,
+    decode_json,
+    find_audio_member,
+    seekable_length,
+)  # fmt: skip
 from datamodules.skips import SkipSample
 from datamodules.text_recipe import TextRecipe
 from stylecond.audio import crop_or_pad
 
 __all__ = ["SampleProcessor"]
+
+
+@dataclass
+class _Audio:
+    """A sample's audio: its length in output samples and either the decoded ``wav [C, T]`` or the encoded
+    ``data`` to decode a crop from."""
+
+    length: int
+    name: str
+    wav: torch.Tensor | None = None
+    data: Any = None
 
 
 @dataclass(frozen=True)
@@ -70,22 +88,21 @@ class SampleProcessor:
         codes = None
         if self.codes is not None:
             codes = decode_codes(raw.get("codes.npy"), expect=self.codes, meta=meta, name=f"{name}.codes.npy")
-        audio = None
+        audio: _Audio | None = None
         if self.decode_audio:
             member = find_audio_member(raw)
             if member is None:
                 raise SkipSample(
                     "missing_audio", f"{name}: no flac/wav/ogg/mp3 member (members: {sorted(raw)})"
                 )
-            audio = decode_audio(raw[member], sample_rate=self.sample_rate, channels=self.channels,
-                                 name=f"{name}.{member}")  # fmt: skip
+            audio = self._audio(raw[member], f"{name}.{member}", member)
         if audio is not None:
-            seconds = audio.shape[-1] / self.sample_rate
+            seconds = audio.length / self.sample_rate
         else:
             assert codes is not None and self.codes is not None
             seconds = codes.shape[-1] / self.codes.frame_rate
         if audio is not None and codes is not None and self.codes is not None:
-            expected = audio.shape[-1] / self.sample_rate * self.codes.frame_rate
+            expected = audio.length / self.sample_rate * self.codes.frame_rate
             if abs(codes.shape[-1] - expected) > 2 + 0.01 * expected:
                 raise SkipSample("length_mismatch", f"{name}: {codes.shape[-1]} code frames for {seconds:.2f} s "
                                  f"of audio at {self.codes.frame_rate} Hz (expected ~{expected:.0f})")  # fmt: skip
@@ -106,7 +123,16 @@ class SampleProcessor:
             return self.text_recipe(meta, rng)
         return str(meta["text"])
 
-    def _crop(self, sample: AudioSample, audio: torch.Tensor | None, codes: torch.Tensor | None,
+    def _audio(self, data: Any, name: str, member: str) -> _Audio:
+        """The member's length, decoded now unless a crop of it can be decoded alone later (a ``flac`` or
+        ``wav`` at the output rate: memory then follows the segment, not the track)."""
+        length = seekable_length(data, member=member, sample_rate=self.sample_rate, name=name)
+        if length is not None:
+            return _Audio(length=length, data=data, name=name)
+        wav = decode_audio(data, sample_rate=self.sample_rate, channels=self.channels, name=name)
+        return _Audio(length=wav.shape[-1], wav=wav, name=name)
+
+    def _crop(self, sample: AudioSample, audio: _Audio | None, codes: torch.Tensor | None,
               rng: random.Random) -> float:  # fmt: skip
         if codes is not None and self.codes is not None:
             frames = self.segment_frames
@@ -117,12 +143,20 @@ class SampleProcessor:
             off_s = round(start * self.sample_rate)
         else:
             assert audio is not None
-            max_off = max(0, audio.shape[-1] - self.segment_samples)
+            max_off = max(0, audio.length - self.segment_samples)
             off_s = rng.randint(0, max_off) if self.train else 0
             start = off_s / self.sample_rate
         if audio is not None:
-            off_s = min(off_s, audio.shape[-1])
-            sample.audio, sample.audio_mask = crop_or_pad(audio, self.segment_samples, offset=off_s)
+            off_s = min(off_s, audio.length)
+            if audio.wav is not None:
+                sample.audio, sample.audio_mask = crop_or_pad(audio.wav, self.segment_samples, offset=off_s)
+            elif off_s >= audio.length:  # the codes run past the audio: an all-padding crop, as above
+                sample.audio = torch.zeros(self.channels, self.segment_samples)
+                sample.audio_mask = torch.zeros(self.segment_samples, dtype=torch.bool)
+            else:
+                piece = decode_audio(audio.data, sample_rate=self.sample_rate, channels=self.channels,
+                                     name=audio.name, start=off_s, frames=self.segment_samples)  # fmt: skip
+                sample.audio, sample.audio_mask = crop_or_pad(piece, self.segment_samples)
         return start
 
     def _style(self, sample: AudioSample, raw: dict[str, Any], name: str, rng: random.Random) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import tarfile
 from collections.abc import Callable, Sequence
@@ -53,6 +54,21 @@ class WriterOptions:
     def __post_init__(self) -> None:
         if self.audio_format not in ("flac", "wav"):
             raise ValueError(f"--format must be flac or wav, got {self.audio_format!r}")
+        if self.sample_rate is not None and not 8000 <= self.sample_rate <= 192000:
+            raise ValueError(f"--sample-rate must be in 8000..192000 Hz, got {self.sample_rate}")
+        if self.channels is not None and self.channels < 1:
+            raise ValueError(f"--channels must be >= 1, got {self.channels}")
+        if not (self.synth_seconds > 0 and math.isfinite(self.synth_seconds)):
+            raise ValueError(f"--seconds must be a positive number of seconds, got {self.synth_seconds}")
+
+
+def merge_skips(*parts: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Skipped names by reason, merged in order (reasons sorted)."""
+    out: dict[str, list[str]] = {}
+    for part in parts:
+        for reason, names in part.items():
+            out.setdefault(reason, []).extend(names)
+    return dict(sorted(out.items()))
 
 
 @dataclass
@@ -103,6 +119,13 @@ def _read_item(item: Item, opts: WriterOptions) -> tuple[torch.Tensor, int, str,
     return wav, int(rate), item.text, meta
 
 
+def _label(item: Item) -> str:
+    """How reports name an item: its input file (and where the segment starts), or its synthetic key."""
+    if isinstance(item, SynthItem):
+        return item.key
+    return item.source if item.segment == 0 else f"{item.source} @ {item.start / item.file_rate:.1f} s"
+
+
 def _encode_sample(item: Item, opts: WriterOptions) -> tuple[dict[str, bytes], float]:
     wav, rate, text, meta = _read_item(item, opts)
     if opts.channels is not None:
@@ -148,7 +171,7 @@ def write_shard(path: str, items: Sequence[Item], opts: WriterOptions) -> ShardR
                 except ValueError as err:
                     reason, _, detail = str(err).partition(": ")
                     reason = reason if detail and reason.isidentifier() else "error"
-                    result.skipped.setdefault(reason, []).append(f"{item.key} ({detail or err})")
+                    result.skipped.setdefault(reason, []).append(f"{_label(item)} ({detail or err})")
                     continue
                 for ext, data in members.items():
                     info = tarfile.TarInfo(f"{item.key}.{ext}")
@@ -200,26 +223,34 @@ class ShardWriter:
             h.update(json.dumps(asdict(item), sort_keys=True, default=str).encode())
         return h.hexdigest()[:16]
 
-    def _write_index(self, fingerprint: str, results: dict[int, ShardResult], n_shards: int) -> None:
-        shards = [{"name": r.name, "samples": r.samples, "seconds": round(r.seconds, 3),
-                   "skipped": {k: len(v) for k, v in r.skipped.items()}}
+    def _write_index(self, fingerprint: str, results: dict[int, ShardResult], n_shards: int,
+                     before: dict[str, list[str]]) -> None:  # fmt: skip
+        """``index.json``: shards, totals and every skipped item by reason (``before``: skipped while
+        listing the inputs), the same names the final report prints. ``complete`` only when every shard
+        is written and holds at least one sample in all."""
+        shards = [{"name": r.name, "samples": r.samples, "seconds": round(r.seconds, 3), "skipped": r.skipped}
                   for _, r in sorted(results.items())]  # fmt: skip
-        skipped: dict[str, int] = {}
-        for r in results.values():
-            for reason, keys in r.skipped.items():
-                skipped[reason] = skipped.get(reason, 0) + len(keys)
-        index = {"format": "stylecond-shards/1", "fingerprint": fingerprint, "complete": len(results) == n_shards,
+        skipped = merge_skips(before, *(r.skipped for _, r in sorted(results.items())))
+        total = sum(r.samples for r in results.values())
+        index = {"format": "stylecond-shards/1", "fingerprint": fingerprint,
+                 "complete": len(results) == n_shards and total > 0,
                  "options": asdict(self.options), "shard_size": self.shard_size, "shards": shards,
-                 "total_samples": sum(r.samples for r in results.values()),
+                 "total_samples": total,
                  "total_hours": sum(r.seconds for r in results.values()) / 3600, "skipped": skipped}  # fmt: skip
         tmp = self.out_dir / f".{INDEX_NAME}.tmp"
         tmp.write_text(json.dumps(index, indent=1))
         os.replace(tmp, self.out_dir / INDEX_NAME)
 
     def run(
-        self, items: Sequence[Item], *, on_shard: Callable[[ShardResult, int], None] | None = None
+        self,
+        items: Sequence[Item],
+        *,
+        on_shard: Callable[[ShardResult, int], None] | None = None,
+        skipped: dict[str, list[str]] | None = None,
     ) -> list[ShardResult]:
-        """Write every missing shard; returns one result per shard (``resumed`` for pre-existing ones)."""
+        """Write every missing shard; returns one result per shard (``resumed`` for pre-existing ones).
+        ``skipped``: inputs dropped before writing (by reason), recorded in ``index.json`` too."""
+        before = {reason: list(names) for reason, names in (skipped or {}).items()}
         self.out_dir.mkdir(parents=True, exist_ok=True)
         fingerprint = self._fingerprint(items)
         index_path = self.out_dir / INDEX_NAME
@@ -238,18 +269,19 @@ class ShardWriter:
                 samples, seconds = (
                     (int(entry["samples"]), float(entry["seconds"])) if entry else _count_tar(p)
                 )
-                earlier = {k: ["(earlier run)"] * n for k, n in (entry or {}).get("skipped", {}).items()}
+                earlier = {k: list(v) if isinstance(v, list) else ["(earlier run)"] * int(v)
+                           for k, v in (entry or {}).get("skipped", {}).items()}  # fmt: skip
                 results[i] = ShardResult(
                     name=p.name, samples=samples, seconds=seconds, skipped=earlier, resumed=True
                 )
                 if on_shard:
                     on_shard(results[i], len(chunks[i]))
         todo = [i for i in range(len(chunks)) if i not in results]
-        self._write_index(fingerprint, results, len(chunks))
+        self._write_index(fingerprint, results, len(chunks), before)
 
         def done(i: int, result: ShardResult) -> None:
             results[i] = result
-            self._write_index(fingerprint, results, len(chunks))
+            self._write_index(fingerprint, results, len(chunks), before)
             if on_shard:
                 on_shard(result, len(chunks[i]))
 

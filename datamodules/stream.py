@@ -18,6 +18,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from datamodules.batch import AudioBatch, AudioSample, collate
 from datamodules.processing import SampleProcessor
+from datamodules.shuffle import bounded_shuffle
 from datamodules.skips import SkipCounter, SkipSample
 from stylecond.utils.seeds import make_seed
 
@@ -38,6 +39,7 @@ class AudioStream(IterableDataset):
         :attr:`skip_batches` (set before a pass) drops the pass's first batches: a resumed run continues
         the stream where it stopped instead of replaying it.
         shuffle_buffer: sample shuffle buffer size in training (<= 1 disables).
+        shuffle_buffer_mb: cap on the encoded bytes the shuffle buffer holds.
         skips: where skipped samples are counted.
         max_empty_shards: training aborts after this many consecutive unreadable shards.
         max_consecutive_skips: training aborts after this many consecutive skipped samples.
@@ -54,6 +56,7 @@ class AudioStream(IterableDataset):
         world_size: int,
         seed: int,
         shuffle_buffer: int,
+        shuffle_buffer_mb: int = 512,
         skips: SkipCounter,
         max_empty_shards: int = 100,
         max_consecutive_skips: int = 10_000,
@@ -67,6 +70,7 @@ class AudioStream(IterableDataset):
         self.world_size = world_size
         self.seed = seed
         self.shuffle_buffer = shuffle_buffer
+        self.shuffle_buffer_mb = shuffle_buffer_mb
         self.skips = skips
         self.max_empty_shards = max(max_empty_shards, 2 * len(urls))
         self.max_consecutive_skips = max_consecutive_skips
@@ -104,7 +108,8 @@ class AudioStream(IterableDataset):
             wds.tarfile_to_samples(handler=self.skips.handler)(counted(self._shards(worker_seed)))
         )
         if self.train and self.shuffle_buffer > 1:
-            raw_samples = wds.shuffle(self.shuffle_buffer, initial=self.shuffle_buffer, rng=rng)(raw_samples)
+            raw_samples = bounded_shuffle(raw_samples, bufsize=self.shuffle_buffer, rng=rng,
+                                          max_bytes=self.shuffle_buffer_mb * 1_000_000)  # fmt: skip
         skipped_in_a_row = 0
         for raw in raw_samples:
             try:

@@ -67,21 +67,28 @@ def _caption_entry(entry: dict[str, Any], where: str) -> tuple[str, dict[str, An
     return text, meta
 
 
-def _read_captions_jsonl(path: Path) -> dict[str, tuple[str, dict[str, Any]]]:
+def _read_captions_jsonl(path: Path, bad: list[str] | None) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Captions by relative path. A line that cannot be used raises ValueError, or with ``bad`` given is
+    appended to it as ``file:line (reason)`` and skipped."""
     captions: dict[str, tuple[str, dict[str, Any]]] = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
         if not line.strip():
             continue
         where = f"{path}:{n}"
         try:
-            entry = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{where}: invalid json ({err})") from None
-        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
-            raise ValueError(
-                f"{where}: each line must be an object with a string 'path' (relative to the folder)"
-            )
-        captions[Path(entry["path"]).as_posix()] = _caption_entry(entry, where)
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{where}: invalid json ({err})") from None
+            if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+                raise ValueError(
+                    f"{where}: each line must be an object with a string 'path' (relative to the folder)"
+                )
+            captions[Path(entry["path"]).as_posix()] = _caption_entry(entry, where)
+        except ValueError as err:
+            if bad is None:
+                raise
+            bad.append(str(err))
     return captions
 
 
@@ -89,34 +96,51 @@ def _sidecar(track: Path) -> tuple[str, dict[str, Any]] | None:
     js, txt = track.with_suffix(".json"), track.with_suffix(".txt")
     if js.is_file():
         try:
-            entry = json.loads(js.read_text(encoding="utf-8"))
+            entry = json.loads(js.read_text(encoding="utf-8", errors="replace"))
         except json.JSONDecodeError as err:
             raise ValueError(f"{js}: invalid json ({err})") from None
         if not isinstance(entry, dict):
             raise ValueError(f"{js}: must hold a json object with a 'text' field")
         return _caption_entry(entry, str(js))
     if txt.is_file():
-        return txt.read_text(encoding="utf-8").strip(), {}
+        return txt.read_text(encoding="utf-8", errors="replace").strip(), {}
     return None
 
 
-def discover_tracks(input_dir: str | Path) -> tuple[list[Track], dict[str, list[str]]]:
-    """Tracks under ``input_dir`` (recursive, sorted) with captions, and skipped files by reason."""
+def discover_tracks(
+    input_dir: str | Path, *, strict: bool = False
+) -> tuple[list[Track], dict[str, list[str]]]:
+    """Tracks under ``input_dir`` (recursive, sorted) with captions, and skipped files by reason.
+
+    A ``captions.jsonl`` line or sidecar that cannot be used is reported under ``bad_caption``
+    (``file:line (reason)``) and skipped: the track falls back to its sidecar, and a track left without
+    any caption is skipped as ``no_caption``. ``strict``: raise ValueError at the first bad caption instead.
+    """
     root = Path(input_dir)
     if not root.is_dir():
         raise ValueError(f"--input {str(root)!r} is not a folder")
     jsonl = root / "captions.jsonl"
-    captions = _read_captions_jsonl(jsonl) if jsonl.is_file() else {}
+    bad: list[str] | None = None if strict else []
+    captions = _read_captions_jsonl(jsonl, bad) if jsonl.is_file() else {}
     tracks: list[Track] = []
     skipped: dict[str, list[str]] = {}
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in INPUT_EXTENSIONS)
     for path in files:
         source = path.relative_to(root).as_posix()
-        caption = captions.get(source) or _sidecar(path)
+        caption = captions.get(source)
+        if caption is None:
+            try:
+                caption = _sidecar(path)
+            except ValueError as err:
+                if bad is None:
+                    raise
+                bad.append(str(err))
         if caption is None:
             skipped.setdefault("no_caption", []).append(source)
             continue
         tracks.append(Track(path=path, source=source, text=caption[0], metadata=caption[1]))
+    if bad:
+        skipped["bad_caption"] = bad
     return tracks, skipped
 
 

@@ -73,6 +73,8 @@ class WebDatasetAudioDataModule(L.LightningDataModule):
         drop_field_p: training text recipe: when merging, probability of dropping each metadata field.
         seed: base seed for shard sampling, shuffling, crops and text augmentation.
         shuffle_buffer: training sample shuffle buffer (samples held in memory as encoded bytes).
+        shuffle_buffer_mb: cap on the bytes the shuffle buffer holds, per loader worker (long tracks in the
+            shards fill it long before ``shuffle_buffer`` samples).
         pin_memory: pin batches in page-locked memory (GPU training).
         multiprocessing_context: worker start method (``fork``, ``spawn``, ``forkserver``); None = default.
     """
@@ -103,6 +105,7 @@ class WebDatasetAudioDataModule(L.LightningDataModule):
         drop_field_p: float = 0.5,
         seed: int = 0,
         shuffle_buffer: int = 1000,
+        shuffle_buffer_mb: int = 512,
         pin_memory: bool = False,
         multiprocessing_context: str | None = None,
     ) -> None:
@@ -138,7 +141,10 @@ class WebDatasetAudioDataModule(L.LightningDataModule):
         self.style_seconds, self.use_paired_style = style_seconds, use_paired_style
         self.text_recipe = TextRecipe(merge_metadata_p=merge_metadata_p, drop_description_p=drop_description_p,
                                       drop_field_p=drop_field_p)  # fmt: skip
+        if shuffle_buffer_mb < 1:
+            raise ValueError(f"shuffle_buffer_mb must be >= 1, got {shuffle_buffer_mb}")
         self.seed, self.shuffle_buffer, self.pin_memory = seed, shuffle_buffer, pin_memory
+        self.shuffle_buffer_mb = shuffle_buffer_mb
         self.multiprocessing_context = multiprocessing_context
         self._skips: dict[str, list[SkipCounter]] = {s: [] for s in SPLITS}
         self._passes: dict[str, int] = {}
@@ -193,7 +199,7 @@ class WebDatasetAudioDataModule(L.LightningDataModule):
         )  # fmt: skip
         stream = AudioStream(urls=urls, processor=processor, batch_size=local_bs, train=train, rank=rank,
                              world_size=world, seed=self.seed, shuffle_buffer=self.shuffle_buffer,
-                             skips=skips)  # fmt: skip
+                             shuffle_buffer_mb=self.shuffle_buffer_mb, skips=skips)  # fmt: skip
         batches = max(1, self.samples_per_epoch // self.batch_size) if train else None
         return EpochLoader(stream=stream, num_workers=self.num_workers, batches_per_epoch=batches,
                            epoch_fn=lambda: self._epoch(split), context=context, pin_memory=self.pin_memory,

@@ -21,6 +21,9 @@ from torch import Tensor
 
 __all__ = [
     "AudioError",
+    "AudioWriter",
+    "audio_format",
+    "audio_frames",
     "check_finite",
     "convert_channels",
     "crop_or_pad",
@@ -71,12 +74,43 @@ def _check_not_truncated(f: sf.SoundFile, label: str) -> None:
         )
 
 
+def _open(source: str | os.PathLike[str] | bytes, name: str | None) -> tuple[io.BytesIO | str, str]:
+    """A handle soundfile opens and the label errors use; AudioError for a missing or empty source."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        label = name or "<bytes>"
+        if len(source) == 0:
+            raise AudioError(f"audio {label!r} is empty (0 bytes)")
+        return io.BytesIO(bytes(source)), label
+    path = Path(source)
+    label = name or str(path)
+    if not path.exists():
+        raise AudioError(f"audio file {label!r} does not exist")
+    if not path.is_file():
+        raise AudioError(f"audio file {label!r} is not a regular file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"audio file {label!r} is empty (0 bytes)")
+    return str(path), label
+
+
+def audio_frames(source: str | os.PathLike[str] | bytes, *, name: str | None = None) -> tuple[int, int, str]:
+    """``(frames, sample_rate, format)`` from the header only (no decoding); AudioError if unreadable."""
+    handle, label = _open(source, name)
+    try:
+        with sf.SoundFile(handle) as f:
+            _check_not_truncated(f, label)
+            return int(f.frames), int(f.samplerate), str(f.format)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise AudioError(f"audio {label!r} could not be decoded: {exc}") from exc
+
+
 def load_audio(
     source: str | os.PathLike[str] | bytes,
     *,
     sample_rate: int | None = None,
     channels: int | None = None,
     name: str | None = None,
+    start: int = 0,
+    frames: int | None = None,
 ) -> tuple[Tensor, int]:
     """Decode an audio file or an in-memory encoded buffer.
 
@@ -85,6 +119,8 @@ def load_audio(
         sample_rate: resample to this rate (Hz); ``None`` keeps the file's rate.
         channels: convert to this many channels (see :func:`convert_channels`); ``None`` keeps them.
         name: how to call the source in error messages (defaults to the path, or ``"<bytes>"``).
+        start / frames: decode only ``frames`` samples from sample ``start`` (at the file's rate; None: to
+            the end). Only that span is read and checked, so memory follows the span, not the file.
 
     Returns:
         ``(wav [C, T] float32, sample_rate)``: the rate is the target one if resampled.
@@ -96,25 +132,15 @@ def load_audio(
         raise ValueError(f"sample_rate must be a positive integer, got {sample_rate}")
     if channels is not None and channels <= 0:
         raise ValueError(f"channels must be a positive integer, got {channels}")
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        label = name or "<bytes>"
-        if len(source) == 0:
-            raise AudioError(f"audio {label!r} is empty (0 bytes)")
-        handle: io.BytesIO | str = io.BytesIO(bytes(source))
-    else:
-        path = Path(source)
-        label = name or str(path)
-        if not path.exists():
-            raise AudioError(f"audio file {label!r} does not exist")
-        if not path.is_file():
-            raise AudioError(f"audio file {label!r} is not a regular file")
-        if path.stat().st_size == 0:
-            raise AudioError(f"audio file {label!r} is empty (0 bytes)")
-        handle = str(path)
+    if start < 0 or (frames is not None and frames < 1):
+        raise ValueError(f"start must be >= 0 and frames >= 1 (or None); got {start}, {frames}")
+    handle, label = _open(source, name)
     try:
         with sf.SoundFile(handle) as f:
             _check_not_truncated(f, label)
-            data = f.read(dtype="float32", always_2d=True)  # [T, C]
+            if start:
+                f.seek(min(start, f.frames))
+            data = f.read(frames=-1 if frames is None else frames, dtype="float32", always_2d=True)  # [T, C]
             file_sr = f.samplerate
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         raise AudioError(f"audio {label!r} could not be decoded: {exc}") from exc
@@ -214,6 +240,62 @@ def normalize_loudness(wav: Tensor, *, target_db: float = -20.0) -> Tensor:
     return (wav.float() * gain).to(wav.dtype)
 
 
+def audio_format(path: str | os.PathLike[str]) -> str:
+    """The soundfile format ``path``'s suffix selects (``WAV`` or ``FLAC``); ValueError naming the path otherwise."""
+    fmt = {".flac": "FLAC", ".wav": "WAV"}.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{str(path)!r} must end in .flac or .wav")
+    return fmt
+
+
+class AudioWriter:
+    """Write audio to a ``.wav`` / ``.flac`` file piece by piece (``with AudioWriter(...) as w: w.write(wav)``).
+
+    Args:
+        path: output file; its suffix picks the format. Parent folders are created.
+        sample_rate: in Hz; channels: C of every piece.
+        subtype: soundfile subtype; default ``PCM_16``. ``"FLOAT"`` keeps WAV exact.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, sample_rate: int, channels: int, subtype: str | None = None
+    ) -> None:
+        self.path, fmt = Path(path), audio_format(path)
+        if sample_rate <= 0 or channels <= 0:
+            raise ValueError(f"sample_rate and channels must be positive, got {sample_rate}, {channels}")
+        self.subtype = subtype or "PCM_16"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = sf.SoundFile(str(self.path), mode="w", samplerate=int(sample_rate), channels=channels,
+                                  format=fmt, subtype=self.subtype)  # fmt: skip
+        self.frames = 0
+        self._clipped = False
+
+    def write(self, wav: Tensor) -> None:
+        """Append ``wav [C, t]`` in [-1, 1] (clipped, with a warning, for integer subtypes)."""
+        check_finite(wav, str(self.path))
+        wav = wav.detach().float().cpu()
+        if not self.subtype.startswith(("FLOAT", "DOUBLE")) and wav.numel():
+            peak = float(wav.abs().max())
+            if peak > 1.0:
+                if not self._clipped:  # once per file, not once per piece
+                    warnings.warn(f"save_audio {str(self.path)!r}: peak {peak:.3f} > 1, clipping to [-1, 1]",
+                                  stacklevel=2)  # fmt: skip
+                self._clipped = True
+                wav = wav.clamp(-1.0, 1.0)
+        self._file.write(np.ascontiguousarray(wav.T.numpy()))
+        self._file.flush()
+        self.frames += int(wav.shape[1])
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> AudioWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def save_audio(
     path: str | os.PathLike[str],
     wav: Tensor,
@@ -232,30 +314,19 @@ def save_audio(
     Returns:
         The path written.
     """
-    out = Path(path)
-    fmt = {".flac": "FLAC", ".wav": "WAV"}.get(out.suffix.lower())
-    if fmt is None:
-        raise ValueError(f"save_audio path {str(out)!r} must end in .flac or .wav")
+    try:
+        audio_format(path)
+    except ValueError as err:
+        raise ValueError(f"save_audio path {err}") from None
     if sample_rate <= 0:
         raise ValueError(f"sample_rate must be a positive integer, got {sample_rate}")
     if wav.dim() == 1:
         wav = wav.unsqueeze(0)
     if wav.dim() != 2 or wav.shape[0] == 0:
         raise ValueError(f"wav must be [C, T] with C >= 1, got shape {tuple(wav.shape)}")
-    check_finite(wav, str(out))
-    subtype = subtype or "PCM_16"
-    wav = wav.detach().float().cpu()
-    if not subtype.startswith(("FLOAT", "DOUBLE")):
-        peak = float(wav.abs().max()) if wav.numel() else 0.0
-        if peak > 1.0:
-            warnings.warn(f"save_audio {str(out)!r}: peak {peak:.3f} > 1, clipping to [-1, 1]", stacklevel=2)
-            wav = wav.clamp(-1.0, 1.0)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    check_finite(wav, str(path))
     block = max(1, int(SAVE_BLOCK_SECONDS * sample_rate))
-    channels = wav.shape[0]
-    with sf.SoundFile(
-        str(out), mode="w", samplerate=int(sample_rate), channels=channels, format=fmt, subtype=subtype
-    ) as f:
+    with AudioWriter(path, sample_rate=sample_rate, channels=wav.shape[0], subtype=subtype) as writer:
         for start in range(0, wav.shape[1], block):
-            f.write(np.ascontiguousarray(wav[:, start : start + block].T.numpy()))
-    return out
+            writer.write(wav[:, start : start + block])
+    return Path(path)

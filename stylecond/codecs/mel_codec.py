@@ -280,6 +280,9 @@ class MelCodec(AudioCodec):
         angles = torch.polar(torch.ones_like(magnitude), phase)
         momentum = float(self.config["griffin_lim_momentum"])
         previous = torch.zeros_like(angles)
+        pad_mode = (
+            "reflect" if length > n_fft // 2 else "constant"
+        )  # reflect needs more than n_fft / 2 samples
 
         def istft(spec: Tensor) -> Tensor:
             return torch.istft(spec, n_fft=n_fft, hop_length=hop, window=window, center=True, length=length)
@@ -287,7 +290,7 @@ class MelCodec(AudioCodec):
         for _ in range(int(self.config["griffin_lim_iters"])):
             rebuilt = torch.stft(
                 istft(magnitude * angles), n_fft=n_fft, hop_length=hop, window=window, center=True,
-                pad_mode="reflect", return_complex=True,
+                pad_mode=pad_mode, return_complex=True,
             )  # fmt: skip
             angles = rebuilt - previous * (momentum / (1 + momentum))
             angles = angles / angles.abs().clamp_min(1e-16)

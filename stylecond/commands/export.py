@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from stylecond.models.checkpoints import export_checkpoint
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
             args.checkpoint, args.out_dir, adapters_only=args.adapters, use_ema=not args.no_ema
         )
     except (FileNotFoundError, ValueError) as err:
-        print(f"stylecond export: {err}")
+        print(f"stylecond export: {err}", file=sys.stderr)
         return 2
     print(f"exported {args.checkpoint} -> {out}")
     return 0

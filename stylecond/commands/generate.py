@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from stylecond.audio import AudioError, load_audio, save_audio
+from stylecond.audio import AudioError, AudioWriter, audio_format, load_audio, save_audio
 from stylecond.commands.sampling_flags import FLAGS as SAMPLING_FLAGS
 from stylecond.commands.sampling_flags import add_sampling_arguments, sampling_with
+from stylecond.commands.trust_flags import add_trust_arguments, trust_kwargs
+from stylecond.lm.quantize import QUANTIZE_MODES, quantize
 
 _FLAGS = {  # request field -> command-line flag (for error messages)
     "text": "--text",
@@ -34,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(e.g. facebook/musicgen-style).",
     )
     parser.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) of --model.")
+    add_trust_arguments(parser)
     parser.add_argument("--text", default=None, help="Text prompt.")
     parser.add_argument("--style-audio", type=Path, default=None, help="Reference audio file.")
     parser.add_argument("--eval-q", type=int, default=None, help="Style codebooks 1..Q (fewer = looser).")
@@ -46,6 +51,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("out.wav"), help="Output WAV/FLAC path.")
     parser.add_argument(
+        "--quantize",
+        choices=QUANTIZE_MODES,
+        default=None,
+        help="Quantize the LM's linear layers for faster CPU decoding (int4: 4-bit weights in groups of 128; "
+        "int8: 8-bit weights; int8-dynamic: fbgemm). Changes the numbers slightly.",
+    )
+    parser.add_argument(
+        "--stream",
+        action="store_true",
+        help="Write the audio while it is generated (1 s chunks, crossfaded joins) and print the time to first audio.",
+    )
+    parser.add_argument(
+        "--redraw-style",
+        action="store_true",
+        help="Beyond one window: a new random excerpt of --style-audio per window (default: the same style tokens).",
+    )
+    parser.add_argument(
         "--requests",
         type=Path,
         default=None,
@@ -53,6 +75,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "eval_q, excerpt_length, cfg_coef, cfg_coef_beta ('none' = plain CFG), top_k, top_p, temperature, "
         "duration, seed.",
     )
+
+
+def _check_out(out: Any, where: str) -> None:
+    """Reject an output path whose format cannot be written, before any work."""
+    try:
+        audio_format(str(out))
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
 
 
 def _requests(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -72,6 +102,7 @@ def _requests(args: argparse.Namespace) -> list[dict[str, Any]]:
         "inverted": args.inverted,
     }
     if args.requests is None:
+        _check_out(base["out"], "--out")
         return [base]
     if not args.requests.is_file():
         raise ValueError(f"--requests: {args.requests} does not exist")
@@ -88,12 +119,21 @@ def _requests(args: argparse.Namespace) -> list[dict[str, Any]]:
             raise ValueError(f"--requests: {args.requests}:{lineno} has unknown fields {sorted(unknown)}")
         if "out" not in item:
             raise ValueError(f"--requests: {args.requests}:{lineno} needs an 'out' field")
+        _check_out(item["out"], f"--requests: {args.requests}:{lineno}: out")
         out.append({**base, **item})
     return out
 
 
-def generate_one(model: Any, request: dict[str, Any], progress: Any = None) -> Path:
-    """Run one request (see ``--requests``) and write its audio; errors name the flag."""
+def generate_one(
+    model: Any,
+    request: dict[str, Any],
+    progress: Any = None,
+    *,
+    stream: bool = False,
+    redraw_style: bool = False,
+) -> Path:
+    """Run one request (see ``--requests``) and write its audio; errors name the flag. ``stream`` writes
+    the audio as it is generated and prints the time to the first audio."""
     style = None
     style_sr = None
     if request["style_audio"] is not None:
@@ -127,19 +167,41 @@ def generate_one(model: Any, request: dict[str, Any], progress: Any = None) -> P
             style is None
         ):  # only the learned text: plain CFG (a null style would scale guidance by alpha*beta)
             sampling = sampling.replace(cfg_coef_beta=None)
+    kwargs = dict(
+        texts=texts,
+        condition_overrides=overrides,
+        style_audio=None if style is None else style[None],
+        style_sample_rate=style_sr,
+        duration=request["duration"],
+        eval_q=request["eval_q"],
+        excerpt_length=request["excerpt_length"],
+        sampling=sampling,
+        seed=request["seed"],
+        redraw_style=redraw_style,
+    )
+    out = Path(request["out"])
+    sample_rate = int(model.codec.sample_rate)
     try:
-        wav = model.generate(
-            texts=texts,
-            condition_overrides=overrides,
-            style_audio=None if style is None else style[None],
-            style_sample_rate=style_sr,
-            duration=request["duration"],
-            eval_q=request["eval_q"],
-            excerpt_length=request["excerpt_length"],
-            sampling=sampling,
-            seed=request["seed"],
-            progress=progress,
-        )
+        if not stream:
+            wav = model.generate(**kwargs, progress=progress)
+            save_audio(out, wav[0].float().cpu(), sample_rate)
+            return out
+        started = time.perf_counter()
+        writer = None
+        try:
+            for piece in model.generate_stream(**kwargs):
+                if writer is None:
+                    writer = AudioWriter(out, sample_rate=sample_rate, channels=int(piece.shape[1]))
+                    print(f"first audio after {time.perf_counter() - started:.2f} s", file=sys.stderr)
+                writer.write(piece[0])
+                if progress is not None:
+                    progress(writer.frames, round(float(request["duration"]) * sample_rate))
+        finally:
+            if writer is not None:
+                writer.close()
+        assert writer is not None
+        seconds = writer.frames / sample_rate
+        print(f"{seconds:.1f} s of audio in {time.perf_counter() - started:.2f} s", file=sys.stderr)
     except ValueError as err:
         msg = str(err)
         for field, flag in _FLAGS.items():
@@ -147,9 +209,6 @@ def generate_one(model: Any, request: dict[str, Any], progress: Any = None) -> P
                 msg = f"{flag}: {msg}"
                 break
         raise ValueError(msg) from err
-    out = Path(request["out"])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_audio(out, wav[0].float().cpu(), int(model.codec.sample_rate))
     return out
 
 
@@ -158,9 +217,11 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         requests = _requests(args)
-        model = StyleMusicGen.from_pretrained(args.model, revision=args.revision)
+        model = StyleMusicGen.from_pretrained(args.model, revision=args.revision, **trust_kwargs(args))
+        if args.quantize is not None:
+            model.lm = quantize(model.lm, args.quantize, inplace=True)
     except (ValueError, FileNotFoundError, OSError) as err:
-        print(f"stylecond generate: {err}")
+        print(f"stylecond generate: {err}", file=sys.stderr)
         return 2
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
     with Progress(*columns, TimeRemainingColumn()) as bar:
@@ -171,10 +232,12 @@ def run(args: argparse.Namespace) -> int:
                 bar.update(_task, completed=done, total=total)
 
             try:
-                out = generate_one(model, request, progress=tick)
+                out = generate_one(
+                    model, request, progress=tick, stream=args.stream, redraw_style=args.redraw_style
+                )
             except ValueError as err:
                 bar.stop()
-                print(f"stylecond generate: {err}")
+                print(f"stylecond generate: {err}", file=sys.stderr)
                 return 2
             bar.console.print(f"wrote {out}")
     return 0

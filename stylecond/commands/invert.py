@@ -11,12 +11,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from stylecond.audio import AudioError, load_audio
+from stylecond.commands.trust_flags import add_trust_arguments, trust_kwargs
 from stylecond.inversion.module import DEFAULT_STEPS
 from stylecond.inversion.tokens import MODES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, required=True, help="Directory from `stylecond export`.")
+    add_trust_arguments(parser)
     parser.add_argument("--audio", type=Path, nargs="+", required=True, help="Reference track(s).")
     parser.add_argument("--mode", choices=MODES, default="lm_space", help="Where the learned vectors live.")
     parser.add_argument("--tokens", type=int, default=1, help="Number of learned vectors P (default 1).")
@@ -67,6 +69,13 @@ def _flagged(err: Exception) -> str:
     return msg
 
 
+def _named(message: str, paths: list[Path]) -> str:
+    """``message`` with the library's ``audio[i]`` replaced by the file the user gave."""
+    for i, path in enumerate(paths):
+        message = message.replace(f"audio[{i}]", f"--audio {path}")
+    return message
+
+
 def _check(args: argparse.Namespace) -> None:
     if args.steps < 1:
         raise ValueError(f"--steps must be >= 1; got {args.steps}")
@@ -94,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         _check(args)
         torch.manual_seed(args.seed)
-        model = StyleMusicGen.from_pretrained(args.model, map_location=args.device)
+        model = StyleMusicGen.from_pretrained(args.model, map_location=args.device, **trust_kwargs(args))
         audio = []
         for path in args.audio:
             try:
@@ -138,11 +147,11 @@ def run(args: argparse.Namespace) -> int:
             try:
                 history = module.fit(audio, progress=tick)
             except ValueError as err:
-                raise ValueError(_flagged(err)) from err
+                raise ValueError(_named(_flagged(err), args.audio)) from err
         elapsed = time.perf_counter() - start
         out = module.save(args.out)
     except (ValueError, FileNotFoundError, TypeError) as err:
-        console.print(f"stylecond invert: {err}", markup=False)
+        Console(stderr=True).print(f"stylecond invert: {err}", markup=False)
         return 2
     first, last = history[0], history[-1]
     console.print(

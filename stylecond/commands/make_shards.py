@@ -10,16 +10,21 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 __all__ = ["add_arguments", "run"]
+
+LONG_TRACK_SECONDS = 600  # whole tracks longer than this get a warning suggesting --segment-seconds
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
         "Captions: --input DIR/captions.jsonl (one {'path', 'text', optional 'metadata'/genre/moods/bpm/key/"
-        "instruments/title} per line, path relative to DIR), else a sidecar song.json or song.txt per track.\n"
+        "instruments/title} per line, path relative to DIR), else a sidecar song.json or song.txt per track. "
+        "A bad captions line is skipped and reported (file:line); its track falls back to its sidecar, and a "
+        "track with no caption at all is skipped (no_caption). --strict stops at the first bad line instead.\n"
         "Codecs for --pretokenize: mel:DIR (saved MelCodec), encodec:NAME_OR_PATH[@KBPS] (Hugging Face EnCodec).\n"
         "Re-running with the same arguments resumes: finished shards are kept."
     )
@@ -33,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--shard-size", type=int, default=1000, help="samples per shard (default 1000)")
     parser.add_argument("--segment-seconds", type=float, default=None,
-                        help="cut tracks into pieces of this length (default: whole tracks)")  # fmt: skip
+                        help="cut tracks into pieces of this length (default: whole tracks, with a warning "
+                             "for tracks over 10 min)")  # fmt: skip
     parser.add_argument("--min-segment-seconds", type=float, default=1.0,
                         help="drop tracks / last pieces shorter than this (default 1.0)")  # fmt: skip
     parser.add_argument("--seconds", type=float, default=10.0, help="length of --synth clips (default 10)")
@@ -53,6 +59,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--workers", type=int, default=1, help="parallel writer processes (default 1)")
     parser.add_argument("--prefix", default="shard", help="shard file name prefix (default 'shard')")
+    parser.add_argument(
+        "--strict", action="store_true", help="stop at the first unreadable caption instead of skipping it"
+    )
+
+
+def _print_skips(skipped: dict[str, list[str]]) -> None:
+    """Every skipped input by reason, on stderr (``index.json``'s ``skipped`` holds the same names)."""
+    for reason, names in sorted(skipped.items()):
+        print(f"skipped ({reason}, {len(names)}):", file=sys.stderr)
+        for name in names:
+            print(f"  {name}", file=sys.stderr)
 
 
 def _merge(into: dict[str, list[str]], other: dict[str, list[str]]) -> None:
@@ -68,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from datamodules.shard_writer import ShardResult, ShardWriter, WriterOptions
     from datamodules.track_catalog import SynthItem, TrackItem, discover_tracks, plan_segments, synth_items
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)  # paths stay on one line
     if args.pretokenize != bool(args.codec):
         console.print(
             "[red]error:[/] --pretokenize and --codec go together (e.g. --pretokenize --codec mel:DIR)"
@@ -82,11 +99,16 @@ def run(args: argparse.Namespace) -> int:
         if args.synth is not None:
             items = list(synth_items(args.synth))
         else:
-            tracks, skipped = discover_tracks(args.input)
+            tracks, skipped = discover_tracks(args.input, strict=args.strict)
             planned, more = plan_segments(tracks, segment_seconds=args.segment_seconds,
                                           min_segment_seconds=args.min_segment_seconds)  # fmt: skip
             _merge(skipped, more)
             items = list(planned)
+            long = [i.source for i in planned if i.frames > LONG_TRACK_SECONDS * i.file_rate]
+            if long and args.segment_seconds is None:
+                console.print(f"[yellow]warning:[/] {len(long)} track(s) longer than {LONG_TRACK_SECONDS // 60} min "
+                              f"are written whole (e.g. {long[0]}); training decodes only its crop of a FLAC/WAV at "
+                              "the training rate, but --segment-seconds 30 gives more, shorter samples")  # fmt: skip
         if options.codec:
             from datamodules.codec_loaders import load_codec
 
@@ -97,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[red]error:[/] {err}")
         return 2
     if not items:
+        _print_skips(skipped)
         console.print("[red]error:[/] nothing to write (no usable tracks found)")
         return 1
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -107,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
             progress.advance(task, n_items)
 
         try:
-            results = writer.run(items, on_shard=on_shard)
+            results = writer.run(items, on_shard=on_shard, skipped=skipped)
         except ValueError as err:
             console.print(f"[red]error:[/] {err}")
             return 2
@@ -123,8 +146,12 @@ def run(args: argparse.Namespace) -> int:
     table.add_row("samples written", str(sum(r.samples for r in new)), "")
     table.add_row("samples in all shards", str(sum(r.samples for r in results)), "")
     for reason, names in sorted(skipped.items()):
-        table.add_row(f"skipped: {reason}", str(len(names)), "; ".join(names[:3]))
+        table.add_row(f"skipped: {reason}", str(len(names)), "see below")
     hours = sum(r.seconds for r in results) / 3600
     table.add_row("total hours", f"{hours:.3f}", "")
     Console().print(table)
+    _print_skips(skipped)
+    if sum(r.samples for r in results) == 0:
+        console.print("[red]error:[/] nothing was written: every input was skipped (see above)")
+        return 1
     return 0

@@ -77,11 +77,15 @@ class HFAudioClassifier(AudioClassifier):
     Args:
         model_name_or_path: Hub name or local directory with the model and its feature extractor.
         local_files_only: Never contact the hub.
+        revision: Hub revision (branch, tag or commit) to load.
     """
 
-    def __init__(self, *, model_name_or_path: str, local_files_only: bool = False) -> None:
+    def __init__(
+        self, *, model_name_or_path: str, local_files_only: bool = False, revision: str | None = None
+    ) -> None:
         self.model_name_or_path = model_name_or_path
         self.local_files_only = local_files_only
+        self.revision = revision
         self._model: Any = None
         self._extractor: Any = None
         self._rate: int | None = None
@@ -91,7 +95,7 @@ class HFAudioClassifier(AudioClassifier):
             return
         from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
-        kwargs = {"local_files_only": self.local_files_only}
+        kwargs = {"local_files_only": self.local_files_only, "revision": self.revision}
         self._extractor = AutoFeatureExtractor.from_pretrained(self.model_name_or_path, **kwargs)
         self._model = AutoModelForAudioClassification.from_pretrained(
             self.model_name_or_path, **kwargs

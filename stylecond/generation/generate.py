@@ -9,7 +9,8 @@ forward of one token per codebook.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -41,8 +42,7 @@ def _model_device(lm: torch.nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-@torch.no_grad()
-def generate_codes(
+def _decode(
     lm: Any,
     *,
     conditions: Mapping[str, ConditionTensors] | None,
@@ -53,22 +53,9 @@ def generate_codes(
     fuser: ConditionFuser | None = None,
     generator: torch.Generator | None = None,
     progress: Progress | None = None,
-) -> Tensor:
-    """Generate ``codes [B, K, num_frames]`` with the LM's KV cache and the sampler's guidance.
-
-    Args:
-        lm: a ``MusicLM`` (``pattern``, ``num_codebooks``, ``card``, ``special_id``, ``init_state``, ``step``).
-        conditions: name -> ``ConditionTensors [B, S, dim]`` ("style", "text"), or None (unconditional).
-        sampler: guidance and top-k/top-p/temperature settings.
-        num_frames: total frames T to return, prompt included.
-        prompt_codes: ``[B, K, P]`` codes to continue (teacher-forced; returned unchanged as the first P
-            frames), P <= T.
-        batch_size: B when there are neither conditions nor a prompt (default 1).
-        fuser: routes the conditions to the LM's prefix / cross-attention; names it routes but
-            ``conditions`` lack become one null token each. Default: ``ConditionFuser.all_prefix``
-            (every condition as prefix tokens, style first, then text).
-        generator: random generator for sampling.
-        progress: called as ``progress(steps_done, steps_total)`` after each decoding step.
+) -> Iterator[tuple[Tensor, int]]:
+    """The decoding loop of :func:`generate_codes`: yields ``(seq [B, K, S], steps)`` once prepared and after
+    each sampled step, where the first ``steps`` pattern steps of ``seq`` are final (arguments as there).
     """
     t_total = _check_int(num_frames, "num_frames", 1)
     k, card, special = int(lm.num_codebooks), int(lm.card), int(lm.special_id)
@@ -119,8 +106,8 @@ def generate_codes(
     decided = (known | ~layout).all(dim=0)  # [S]
     n_prefill = int(decided.long().cumprod(0).sum())
     if n_prefill >= s_total:
-        codes, _ = pattern.revert_codes(template, num_frames=t_total)
-        return codes
+        yield template, s_total
+        return
     sample_mask = layout & ~known  # [K, S] True = to be sampled
 
     stacked, n_br = sampler.guidance_conditions(conditions)
@@ -136,6 +123,7 @@ def generate_codes(
     seq = template.repeat(n_br, 1, 1)  # [nB, K, S]
     seq_view = seq.view(n_br, b, k, s_total)
     logits = lm.step(seq[:, :, :n_prefill], state)  # predicts step n_prefill
+    yield seq[:b], n_prefill
     total_steps = s_total - n_prefill
     for s in range(n_prefill, s_total):
         tok = sampler.sample(sampler.combine(logits, n_br), generator=generator)  # [B, K]
@@ -143,10 +131,75 @@ def generate_codes(
         seq_view[:, :, :, s] = tok
         if progress is not None:
             progress(s - n_prefill + 1, total_steps)
+        yield seq[:b], s + 1
         if s + 1 < s_total:
             logits = lm.step(seq[:, :, s : s + 1], state)
-    codes, _ = pattern.revert_codes(seq[:b], num_frames=t_total)
+
+
+@torch.no_grad()
+def generate_codes(
+    lm: Any,
+    *,
+    conditions: Mapping[str, ConditionTensors] | None,
+    sampler: DoubleCFGSampler,
+    num_frames: int,
+    prompt_codes: Tensor | None = None,
+    batch_size: int | None = None,
+    fuser: ConditionFuser | None = None,
+    generator: torch.Generator | None = None,
+    progress: Progress | None = None,
+) -> Tensor:
+    """Generate ``codes [B, K, num_frames]`` with the LM's KV cache and the sampler's guidance.
+
+    Args:
+        lm: a ``MusicLM`` (``pattern``, ``num_codebooks``, ``card``, ``special_id``, ``init_state``, ``step``).
+        conditions: name -> ``ConditionTensors [B, S, dim]`` ("style", "text"), or None (unconditional).
+        sampler: guidance and top-k/top-p/temperature settings.
+        num_frames: total frames T to return, prompt included.
+        prompt_codes: ``[B, K, P]`` codes to continue (teacher-forced; returned unchanged as the first P
+            frames), P <= T.
+        batch_size: B when there are neither conditions nor a prompt (default 1).
+        fuser: routes the conditions to the LM's prefix / cross-attention; names it routes but
+            ``conditions`` lack become one null token each. Default: ``ConditionFuser.all_prefix``
+            (every condition as prefix tokens, style first, then text).
+        generator: random generator for sampling.
+        progress: called as ``progress(steps_done, steps_total)`` after each decoding step.
+    """
+    decoding = _decode(lm, conditions=conditions, sampler=sampler, num_frames=num_frames,
+                       prompt_codes=prompt_codes, batch_size=batch_size, fuser=fuser, generator=generator,
+                       progress=progress)  # fmt: skip
+    seq, _ = deque(decoding, maxlen=1)[0]  # run the loop to its end, keep the last state
+    codes, _ = lm.pattern.revert_codes(seq, num_frames=num_frames)
     return codes
+
+
+@torch.no_grad()
+def stream_codes(
+    lm: Any,
+    *,
+    conditions: Mapping[str, ConditionTensors] | None,
+    sampler: DoubleCFGSampler,
+    num_frames: int,
+    chunk_frames: int,
+    prompt_codes: Tensor | None = None,
+    batch_size: int | None = None,
+    fuser: ConditionFuser | None = None,
+    generator: torch.Generator | None = None,
+) -> Iterator[Tensor]:
+    """:func:`generate_codes`, yielding ``codes [B, K, n]`` as soon as ``chunk_frames`` more frames are
+    complete in every codebook (the last chunk may be shorter; prompt frames are not yielded). The
+    concatenated chunks equal :func:`generate_codes`' frames after the prompt, for the same arguments."""
+    _check_int(chunk_frames, "chunk_frames", 1)
+    ready = lm.pattern.positions(num_frames).max(dim=0).values + 1  # [T] steps needed for frame t
+    emitted = 0 if prompt_codes is None else int(prompt_codes.shape[2])
+    for seq, steps in _decode(lm, conditions=conditions, sampler=sampler, num_frames=num_frames,
+                              prompt_codes=prompt_codes, batch_size=batch_size, fuser=fuser,
+                              generator=generator):  # fmt: skip
+        done = int((ready <= steps).sum())
+        if done - emitted >= chunk_frames or (done == num_frames and done > emitted):
+            codes, _ = lm.pattern.revert_codes(seq, num_frames=num_frames)
+            yield codes[:, :, emitted:done].clone()
+            emitted = done
 
 
 def generate_long(
@@ -167,8 +220,9 @@ def generate_long(
 
     The first window generates up to ``window_frames`` frames (continuing ``prompt_codes`` if given).
     Each later window is prompted with the last ``window_frames - stride_frames`` frames generated so
-    far and adds up to ``stride_frames`` new ones. ``conditions_fn(window_index)`` is called once per
-    window (0, 1, ...), so the style excerpt can be re-drawn for every window.
+    far (the previous window's tail tokens) and adds up to ``stride_frames`` new ones.
+    ``conditions_fn(window_index)`` is called once per window (0, 1, ...): return the same conditions to
+    keep the style tokens, or new ones (e.g. a re-drawn excerpt).
 
     Args:
         lm: a ``MusicLM`` (see :func:`generate_codes`).
@@ -183,6 +237,33 @@ def generate_long(
         generator: random generator for sampling.
         progress: called as ``progress(frames_done, num_frames)`` after each window.
     """
+    chunks = [] if prompt_codes is None else [prompt_codes]
+    for codes in stream_long_codes(lm, conditions_fn=conditions_fn, sampler=sampler, num_frames=num_frames,
+                                   window_frames=window_frames, stride_frames=stride_frames,
+                                   chunk_frames=window_frames, prompt_codes=prompt_codes, batch_size=batch_size,
+                                   fuser=fuser, generator=generator):  # fmt: skip
+        chunks.append(codes.to(chunks[0].device) if chunks else codes)
+        if progress is not None:
+            progress(sum(int(c.shape[2]) for c in chunks), num_frames)
+    return torch.cat(chunks, dim=2)
+
+
+def stream_long_codes(
+    lm: Any,
+    *,
+    conditions_fn: Callable[[int], Mapping[str, ConditionTensors] | None],
+    sampler: DoubleCFGSampler,
+    num_frames: int,
+    window_frames: int,
+    stride_frames: int,
+    chunk_frames: int,
+    prompt_codes: Tensor | None = None,
+    batch_size: int | None = None,
+    fuser: ConditionFuser | None = None,
+    generator: torch.Generator | None = None,
+) -> Iterator[Tensor]:
+    """The sliding windows of :func:`generate_long`, yielding new ``codes [B, K, n]`` in chunks of up to
+    ``chunk_frames`` as they are decoded (see :func:`stream_codes`); prompt frames are not yielded."""
     total = _check_int(num_frames, "num_frames", 1)
     window = _check_int(window_frames, "window_frames", 1)
     stride = _check_int(stride_frames, "stride_frames", 1)
@@ -198,29 +279,16 @@ def generate_long(
             f"window_frames={window} and num_frames={total}"
         )
     context = window - stride
-    out: Tensor | None = None
+    out = prompt_codes
     index = 0
     while out is None or out.shape[2] < total:
-        if out is None:
-            prompt = prompt_codes
-            done = 0 if prompt_codes is None else int(prompt_codes.shape[2])
-        else:
-            prompt = out[:, :, out.shape[2] - min(context, out.shape[2]) :] if context > 0 else None
-            done = int(out.shape[2])
+        done = 0 if out is None else int(out.shape[2])
+        prompt = out if index == 0 else (out[:, :, done - min(context, done) :] if context > 0 else None)  # type: ignore[index]
         ctx = 0 if prompt is None else int(prompt.shape[2])
-        length = min(window, ctx + total - done)
-        codes = generate_codes(
-            lm,
-            conditions=conditions_fn(index),
-            sampler=sampler,
-            num_frames=length,
-            prompt_codes=prompt,
-            batch_size=batch_size,
-            fuser=fuser,
-            generator=generator,
-        )
-        out = codes if out is None else torch.cat([out, codes[:, :, ctx:]], dim=2)
+        for codes in stream_codes(lm, conditions=conditions_fn(index), sampler=sampler,
+                                  num_frames=min(window, ctx + total - done), chunk_frames=chunk_frames,
+                                  prompt_codes=prompt, batch_size=batch_size, fuser=fuser,
+                                  generator=generator):  # fmt: skip
+            out = codes if out is None else torch.cat([out, codes.to(out.device)], dim=2)
+            yield codes
         index += 1
-        if progress is not None:
-            progress(int(out.shape[2]), total)
-    return out

@@ -244,4 +244,7 @@ def model_config(
         "top_k": int(generate.get("top_k", 250)), "top_p": float(generate.get("top_p", 0.0)),
         "temperature": float(generate.get("temp", 1.0)),
     }  # fmt: skip
+    segment = cfg.get("dataset.segment_duration", None)  # the training segment: generate()'s window
+    if segment is not None:
+        args["window_seconds"] = float(segment)
     return {"class_path": MODEL, "init_args": args}

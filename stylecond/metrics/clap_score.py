@@ -26,6 +26,7 @@ class CLAPScore(Metric):
         model_name_or_path: Hub name or local directory of a ``ClapModel`` with its processor files.
         local_files_only: Never contact the hub.
         max_text_length: Texts are truncated to this many tokens.
+        revision: Hub revision (branch, tag or commit) to load.
     """
 
     is_differentiable = False
@@ -36,10 +37,16 @@ class CLAPScore(Metric):
     count: Tensor
 
     def __init__(
-        self, *, model_name_or_path: str, local_files_only: bool = False, max_text_length: int = 77
+        self,
+        *,
+        model_name_or_path: str,
+        local_files_only: bool = False,
+        max_text_length: int = 77,
+        revision: str | None = None,
     ) -> None:
         super().__init__()
         self.model_name_or_path = model_name_or_path
+        self.revision = revision
         self.local_files_only = local_files_only
         self.max_text_length = max_text_length
         self.feature_extractor: Any = None
@@ -60,10 +67,9 @@ class CLAPScore(Metric):
             return
         from transformers import AutoProcessor, ClapModel
 
-        processor = AutoProcessor.from_pretrained(
-            self.model_name_or_path, local_files_only=self.local_files_only
-        )
-        model = ClapModel.from_pretrained(self.model_name_or_path, local_files_only=self.local_files_only)
+        hub: dict[str, Any] = {"local_files_only": self.local_files_only, "revision": self.revision}
+        processor = AutoProcessor.from_pretrained(self.model_name_or_path, **hub)
+        model = ClapModel.from_pretrained(self.model_name_or_path, **hub)
         self.feature_extractor = processor.feature_extractor
         self.tokenizer = processor.tokenizer
         self.model = freeze_(model).to(self.device)

@@ -4,12 +4,14 @@ an export directory (``stylecond export``)."""
 from __future__ import annotations
 
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from stylecond.models.pretrained import instantiate_model
+from stylecond.models.config_safety import checked_config
+from stylecond.models.pretrained import build_model
 from stylecond.utils.ema_state import split_ema_state
 
 #: rank 0's part of a sharded checkpoint directory (Lightning's ModelParallelStrategy)
@@ -33,6 +35,26 @@ def read_training_checkpoint(checkpoint: str | Path) -> dict[str, Any]:
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise ValueError(f"checkpoint {path} has no state_dict: it was not written by stylecond fit")
     return ckpt
+
+
+def check_checkpoint_file(checkpoint: str | Path) -> None:
+    """Fail fast, naming the file, when ``checkpoint`` cannot be a whole checkpoint: a missing path, a
+    truncated or non-zip file (torch's format keeps its index at the end), a directory without
+    ``meta.pt``. Reads only the zip index, not the tensors."""
+    path = Path(checkpoint)
+    if path.is_dir():
+        if not (path / SHARDED_METADATA).is_file():
+            raise ValueError(f"{path} is a directory but not a sharded checkpoint (no {SHARDED_METADATA})")
+        return
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError) as err:
+        raise ValueError(f"{path} is not a readable checkpoint (truncated or corrupt?): {err}") from None
+    if not any(name.endswith("data.pkl") for name in names):
+        raise ValueError(f"{path} is a zip file but not a torch checkpoint (no data.pkl)")
 
 
 def _read_sharded(path: Path) -> dict[str, Any]:
@@ -67,7 +89,7 @@ def export_checkpoint(
     ema = split_ema_state(state)
     if ema and use_ema:
         state.update(ema)
-    model = instantiate_model(config)
+    model = build_model(config, source=path)
     model.configure_model()
     model.load_state_dict(state, strict=True)
     exporter: Any = model
@@ -84,4 +106,4 @@ def config_from_checkpoint(checkpoint: dict[str, Any], *, path: str | Path = "ch
             f"{path} carries no 'stylecond_config': it was not written by `stylecond fit` "
             "(or the model was built without a config)"
         )
-    return dict(config)
+    return checked_config(dict(config), source=str(path))

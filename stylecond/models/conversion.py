@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ import yaml
 from lightning import LightningModule
 from torch import Tensor
 
+from stylecond.models.config_safety import read_config_file
 from stylecond.models.pretrained import CONFIG_NAME, WEIGHTS_NAME, from_pretrained, instantiate_model
 from stylecond.models.sources import Format, Source, read_source, resolve_source
 from stylecond.utils.safetensors_io import write_safetensors
@@ -43,18 +44,23 @@ def load_pretrained(
     map_location: str | torch.device = "cpu",
     local_files_only: bool = False,
     format: Format = "auto",
+    allow_class_paths: Iterable[str] = (),
+    trust_remote_code: bool = False,
     **parts: Any,
 ) -> LightningModule:
     """A ready model (eval mode) from a stylecond export, an audiocraft release or a transformers MusicGen
     (local directory or hub id). ``parts`` (audiocraft only): ``t5``, ``mert``, ``encodec`` (hub name or
-    local path replacing the one the release names) and ``t5_revision``, ``mert_revision``, ``encodec_revision``."""
+    local path replacing the one the release names) and ``t5_revision``, ``mert_revision``, ``encodec_revision``.
+    An export's config may name only stylecond's classes and ``allow_class_paths``, and runs repository
+    code only with ``trust_remote_code`` (:mod:`stylecond.models.config_safety`)."""
     src = resolve_source(source, revision=revision, local_files_only=local_files_only, format=format)
     if src.kind == "stylecond":
         if parts:
             raise ValueError(
                 f"{sorted(parts)} apply to audiocraft releases only; {src.name} is a stylecond export"
             )
-        return from_pretrained(src.directory, map_location=map_location)
+        return from_pretrained(src.directory, map_location=map_location, allow_class_paths=allow_class_paths,
+                               trust_remote_code=trust_remote_code)  # fmt: skip
     config, state = read_source(src, local_files_only=local_files_only, **parts)
     model = instantiate_model(config)
     check_state(model, state, source=src.name)
@@ -102,9 +108,9 @@ def convert(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if src.kind == "stylecond":
+        config = read_config_file(src.directory / CONFIG_NAME)  # a damaged export fails before any copy
         for name in (CONFIG_NAME, WEIGHTS_NAME):
             shutil.copyfile(src.directory / name, out / name)
-        config = yaml.safe_load((out / CONFIG_NAME).read_text())
         from safetensors import safe_open
 
         counts: dict[str, int] = {}

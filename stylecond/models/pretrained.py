@@ -7,15 +7,18 @@ reloaded by name or path from the config.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
-from jsonargparse import ArgumentParser
+from jsonargparse import ArgumentError, ArgumentParser
 from lightning import LightningModule
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+
+from stylecond.models.config_safety import checked_config, read_config_file
 
 CONFIG_NAME = "config.yaml"
 WEIGHTS_NAME = "model.safetensors"
@@ -81,18 +84,54 @@ def save_pretrained(
     return out
 
 
-def from_pretrained(directory: str | Path, *, map_location: str | torch.device = "cpu") -> LightningModule:
-    """Load a model written by :func:`save_pretrained` (or ``stylecond export``)."""
+def from_pretrained(
+    directory: str | Path,
+    *,
+    map_location: str | torch.device = "cpu",
+    allow_class_paths: Iterable[str] = (),
+    trust_remote_code: bool = False,
+) -> LightningModule:
+    """Load a model written by :func:`save_pretrained` (or ``stylecond export``). The config may name only
+    stylecond's classes and ``allow_class_paths``, and runs repository code only with ``trust_remote_code``
+    (:mod:`stylecond.models.config_safety`); a damaged file gets a ValueError naming it."""
     path = Path(directory)
     for name in (CONFIG_NAME, WEIGHTS_NAME):
         if not (path / name).is_file():
             raise FileNotFoundError(f"{path / name} not found: is {path} a stylecond export directory?")
-    config = yaml.safe_load((path / CONFIG_NAME).read_text())
-    model = instantiate_model(config)
+    config = checked_config(
+        read_config_file(path / CONFIG_NAME),
+        source=str(path / CONFIG_NAME),
+        allow_class_paths=allow_class_paths,
+        trust_remote_code=trust_remote_code,
+    )
+    model = build_model(config, source=path / CONFIG_NAME)
     model.configure_model()
-    state = load_file(str(path / WEIGHTS_NAME), device=str(map_location))
-    model.load_state_dict(state, strict=True)
+    state = read_weights(path / WEIGHTS_NAME, device=str(map_location))
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[:3]
+        raise ValueError(
+            f"{path / WEIGHTS_NAME} does not fit {path / CONFIG_NAME}: {' '.join(first)}"
+        ) from None
     return model.to(map_location).eval()
+
+
+def build_model(config: dict[str, Any], *, source: str | Path) -> LightningModule:
+    """:func:`instantiate_model`, with a config error reported as a ValueError naming ``source``."""
+    try:
+        return instantiate_model(config)
+    except (ArgumentError, TypeError, KeyError) as err:
+        message = " ".join(str(err).split())
+        raise ValueError(f"{source}: the model config does not build: {message[:400]}") from None
+
+
+def read_weights(path: str | Path, *, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """The tensors of the safetensors file ``path``; a ValueError naming it when it is truncated or corrupt."""
+    try:
+        return load_file(str(path), device=device)
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ValueError(f"{path} cannot be read as safetensors (truncated or corrupt?): {err}") from None
 
 
 def load_initial_weights(
@@ -106,7 +145,7 @@ def load_initial_weights(
         raise FileNotFoundError(
             f"init_from: {weights} not found; give a stylecond export directory (stylecond convert / export)"
         )
-    state = load_file(str(weights))
+    state = read_weights(weights)
     expected = model.state_dict()
 
     def is_new(key: str) -> bool:

@@ -61,6 +61,9 @@ class StyleMusicGen(ConditioningMixin, GenerationMixin, L.LightningModule):
         init_new: Top-level parts (e.g. ``["style_conditioner"]``) that keep their fresh initialisation
             instead of taking ``init_from``'s weights (a style conditioner added to a text MusicGen).
         finetune: What trains: everything, LoRA adapters on the LM, or the style conditioner only.
+        window_seconds: ``generate()``'s sliding window: the length of the segments the model was trained
+            on. None takes the data module's ``segment_seconds`` when fitting (exports carry it); 30 s
+            (MusicGen's segment) for a model that never learned it.
     """
 
     def __init__(
@@ -78,6 +81,7 @@ class StyleMusicGen(ConditioningMixin, GenerationMixin, L.LightningModule):
         init_from: str | None = None,
         init_new: Sequence[str] = (),
         finetune: FineTuning | None = None,
+        window_seconds: float | None = None,
     ) -> None:
         super().__init__()
         if text_conditioner is None and style_conditioner is None:
@@ -102,6 +106,9 @@ class StyleMusicGen(ConditioningMixin, GenerationMixin, L.LightningModule):
         self.sampling = sampling or SamplingSettings()
         self.init_from, self.init_new = init_from, tuple(init_new)
         self.finetune = finetune
+        if window_seconds is not None and not window_seconds > 0:
+            raise ValueError(f"window_seconds must be > 0 or None; got {window_seconds}")
+        self.window_seconds = window_seconds
         self._initialised = False
         #: the ``{class_path, init_args}`` config this model was built from (set by the CLI / loaders)
         self.model_config: dict[str, Any] | None = None
@@ -119,6 +126,10 @@ class StyleMusicGen(ConditioningMixin, GenerationMixin, L.LightningModule):
         self.check_codec()
         data = getattr(attached_trainer(self), "datamodule", None)
         segment = getattr(data, "segment_seconds", None)
+        if segment is not None and self.window_seconds is None:  # the generation window exports carry
+            self.window_seconds = float(segment)
+            if self.model_config is not None:
+                self.model_config.setdefault("init_args", {})["window_seconds"] = float(segment)
         sc = self.style_conditioner
         if sc is not None and self.anti_copy_mask and segment is not None and segment <= sc.excerpt_length:
             raise ValueError(
@@ -212,6 +223,8 @@ class StyleMusicGen(ConditioningMixin, GenerationMixin, L.LightningModule):
         map_location: str | torch.device = "cpu",
         local_files_only: bool = False,
         format: str = "auto",
+        allow_class_paths: Sequence[str] = (),
+        trust_remote_code: bool = False,
         **parts: Any,
     ) -> StyleMusicGen:
         """Load a model from a local directory or a hub id (in eval mode).
@@ -229,6 +242,10 @@ class StyleMusicGen(ConditioningMixin, GenerationMixin, L.LightningModule):
             map_location: device of the returned model.
             local_files_only: never contact the hub.
             format: ``"auto"`` or the kind of ``source``.
+            allow_class_paths: class paths beyond stylecond's own that an export's config may name (an
+                untrusted config naming any other class is refused: loading runs no code you did not choose).
+            trust_remote_code: let parts whose config asks for repository code run it (off: such flags in
+                the config are turned off, with a warning).
             parts: audiocraft only: ``t5=``, ``mert=``, ``encodec=`` (hub name or local path replacing the
                 one the release names) and ``t5_revision=``, ``mert_revision=``, ``encodec_revision=``.
         """
@@ -240,6 +257,8 @@ class StyleMusicGen(ConditioningMixin, GenerationMixin, L.LightningModule):
             map_location=map_location,
             local_files_only=local_files_only,
             format=format,  # type: ignore[arg-type]
+            allow_class_paths=allow_class_paths,
+            trust_remote_code=trust_remote_code,
             **parts,
         )
         if not isinstance(model, cls):

@@ -106,6 +106,27 @@ def expand_pretrained(args: Sequence[str]) -> list[str]:
     ]
 
 
+def check_ckpt_path(args: Sequence[str]) -> None:
+    """A damaged ``--ckpt_path`` file: one line naming it and SystemExit(2), before Lightning reads it."""
+    from stylecond.models.checkpoints import check_checkpoint_file
+
+    items = list(args)
+    for i, item in enumerate(items):
+        value = None
+        if item == "--ckpt_path" and i + 1 < len(items):
+            value = items[i + 1]
+        elif item.startswith("--ckpt_path="):
+            value = item.split("=", 1)[1]
+        if value is None or value in ("last", "best", "hpc", "registry", "null", ""):
+            continue
+        try:
+            check_checkpoint_file(value)
+        except ValueError as err:
+            command = items[0] if items and not items[0].startswith("-") else "fit"
+            print(f"stylecond {command}: --ckpt_path: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
+
+
 def run_lightning_cli(args: Sequence[str], *, run: bool = True) -> StyleCondCLI:
     """Run LightningCLI on ``args`` (``[subcommand, *options]``), as if typed after ``stylecond``.
 
@@ -114,6 +135,7 @@ def run_lightning_cli(args: Sequence[str], *, run: bool = True) -> StyleCondCLI:
     """
     saved = sys.argv
     expanded = expand_pretrained(args if run else ["fit", *args])
+    check_ckpt_path(expanded)
     # keep the real program path: DDP / FSDP relaunch it ([python, argv[0], ...]) for the other ranks
     sys.argv = [saved[0] if saved else "stylecond", *(expanded if run else expanded[1:])]
     try:

@@ -7,6 +7,7 @@ from pathlib import Path
 import matplotlib
 import pytest
 import soundfile as sf
+import yaml
 
 from stylecond.commands import demo
 from stylecond.demo.data import shard_pattern, synth_items
@@ -70,6 +71,10 @@ def test_quick_demo_end_to_end(tmp_path: Path) -> None:
     for split in ("train", "val"):
         assert list((out / "shards" / split).glob("shard-*.tar"))
     assert (out / "mel_codec").is_dir() and (out / "model" / "model.safetensors").is_file()
+    exported = yaml.safe_load((out / "model" / "config.yaml").read_text())
+    assert (
+        exported["init_args"]["window_seconds"] == 1.0
+    )  # generate()'s window: the training segment (--data)
     folders = ["style_q1", "style_q3", "style_q6", "text", "text_style_b1", "text_style_b5", "references"]
     for folder in folders:
         wavs = sorted((out / "generations" / folder).glob("*.wav"))
@@ -99,3 +104,34 @@ def test_quick_demo_end_to_end(tmp_path: Path) -> None:
     assert len(predictions) == 6 * n_refs and {p["predicted"] for p in predictions} <= set(styles)
     text_style = [p for p in predictions if p["setting"].startswith("text+style")]
     assert all(p["audio_style"] != p["text_style"] for p in text_style)
+    # the quick demo is deterministic (seeded, single process): its exact results, recorded from a run
+    third = 1 / 3
+    assert [(r["condition"], r["eval_q"], r["beta"], r["to_audio"], r["to_text"]) for r in summary["style_accuracy"]] == [
+        ("real references", "–", "–", 1.0, None), ("codec round trip", "–", "–", pytest.approx(2 * third), None),
+        ("style", "1", "–", 0.0, None), ("style", "3", "–", pytest.approx(third), None),
+        ("style", "6", "–", pytest.approx(third), None), ("text", "–", "–", None, 0.0),
+        ("text+style", "6", "1", 0.0, pytest.approx(third)), ("text+style", "6", "5", 0.0, pytest.approx(third)),
+    ]  # fmt: skip
+    assert [p["predicted"] for p in predictions] == [
+        "techno",
+        "techno",
+        "chiptune",
+        "techno",
+        "techno",
+        "techno",
+        "techno",
+        "techno",
+        "techno",
+        "techno",
+        "techno",
+        "chiptune",
+        "techno",
+        "chiptune",
+        "chiptune",
+        "techno",
+        "chiptune",
+        "chiptune",
+    ]
+    metrics = summary["training"]["final_metrics"]
+    assert (metrics["train/loss"], metrics["val/loss"]) == (2.7402, 2.7472)
+    assert summary["model"]["trainable_params"] == 13952 and summary["codec"]["bitrate"] == 200

@@ -74,3 +74,46 @@ def test_bad_sampling_flags_are_named(
     captured = capsys.readouterr()
     assert named in captured.out + captured.err
     assert not (tmp_path / "x.wav").exists()
+
+
+def test_stream_writes_the_same_length_and_reports_the_first_audio(
+    legacy_export_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _generate(legacy_export_dir, tmp_path / "whole.wav", "--text", "jazz") == 0
+    capsys.readouterr()
+    assert _generate(legacy_export_dir, tmp_path / "stream.flac", "--text", "jazz", "--stream") == 0
+    err = capsys.readouterr().err
+    assert "first audio after" in err and "s of audio in" in err
+    whole, sr = sf.read(tmp_path / "whole.wav")
+    streamed, sr2 = sf.read(tmp_path / "stream.flac")
+    assert sr == sr2 and streamed.shape == whole.shape
+
+
+@pytest.mark.parametrize("mode", ["int4", "int8", "int8-dynamic"])
+def test_quantize_flag_generates(
+    legacy_export_dir: Path, tmp_path: Path, mode: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = _generate(legacy_export_dir, tmp_path / "q.wav", "--text", "jazz", "--quantize", mode)
+    if mode == "int4":  # the legacy export's LM is 32 wide: its layers do not fit groups of 128 inputs
+        assert code == 2 and not (tmp_path / "q.wav").exists()
+        assert "in_features (32) divisible by group_size (128" in capsys.readouterr().err
+        return
+    assert code == 0
+    assert sf.read(tmp_path / "q.wav")[0].shape[0] == int(0.3 * 16000)
+
+
+def test_unwritable_out_is_rejected_before_any_work(
+    legacy_export_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _generate(tmp_path / "no-such-model", tmp_path / "x.mp3", "--text", "x") == 2
+    captured = capsys.readouterr()
+    assert "--out" in captured.err and "x.mp3" in captured.err and "no-such-model" not in captured.err
+    assert captured.out == ""
+    requests = tmp_path / "r.jsonl"
+    requests.write_text(
+        '{"out": "' + str(tmp_path / "a.wav") + '"}\n{"out": "' + str(tmp_path / "b.ogg") + '"}\n'
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        main(["generate", "--model", str(legacy_export_dir), "--text", "x", "--requests", str(requests)])
+    assert exit_info.value.code == 2
+    assert "r.jsonl:2: out" in capsys.readouterr().err and not (tmp_path / "a.wav").exists()

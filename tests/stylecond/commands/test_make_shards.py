@@ -103,7 +103,8 @@ def test_folder_with_captions_segments_and_bad_files(tmp_path: Path, capsys: Any
     code = run("--input", str(src), "--out", str(out), "--segment-seconds", "1", "--min-segment-seconds", "0.5",
                "--channels", "1", "--format", "wav", "--shard-size", "10", "--workers", "2")  # fmt: skip
     assert code == 0
-    report = capsys.readouterr().out
+    captured = capsys.readouterr()
+    report = captured.out + captured.err
     assert "skipped: no_caption" in report and "uncaptioned.wav" in report and "skipped: unreadable" in report
     names = members(out / "shard-000000.tar")
     assert names == ["album_long__0000.wav", "album_long__0000.json", "album_long__0001.wav",
@@ -121,3 +122,70 @@ def test_bad_arguments(tmp_path: Path) -> None:
     assert run("--synth", "2", "--out", str(tmp_path), "--pretokenize") == 2
     assert run("--synth", "2", "--out", str(tmp_path), "--pretokenize", "--codec", "nope:x") == 2
     assert run("--input", str(tmp_path / "missing"), "--out", str(tmp_path)) == 2
+
+
+def _tone(path: Path, seconds: float = 1.0) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.sin(2 * np.pi * 220 * np.arange(int(seconds * SR)) / SR).astype(np.float32), SR)
+
+
+def test_bad_captions_are_skipped_named_and_counted(tmp_path: Path, capsys: Any) -> None:
+    src, out = tmp_path / "music", tmp_path / "out"
+    for name in ("a.wav", "b.wav", "c.wav", "d.wav"):
+        _tone(src / name)
+    (src / "b.txt").write_text("b from its sidecar")
+    (src / "d.json").write_text("{not json")
+    for i in range(5):  # more unreadable files than a short report would name
+        (src / f"broken{i}.wav").write_bytes(b"RIFF....junk")
+        (src / f"broken{i}.txt").write_text("captioned but unreadable")
+    lines = [json.dumps({"path": "a.wav", "text": "a"}), json.dumps({"path": "b.wav", "text": None}), "{oops",
+             json.dumps({"path": "c.wav"})]  # fmt: skip
+    (src / "captions.jsonl").write_text("\n".join(lines) + "\n")
+    assert run("--input", str(src), "--out", str(out)) == 0
+    err = capsys.readouterr().err
+    index = json.loads((out / "index.json").read_text())
+    skipped = index["skipped"]
+    assert [e.split(": ")[0] for e in skipped["bad_caption"]] == [
+        f"{src}/captions.jsonl:{n}" for n in (2, 3, 4)
+    ] + [f"{src}/d.json"]
+    assert skipped["no_caption"] == ["c.wav", "d.wav"]
+    assert len(skipped["unreadable"]) == 5
+    for names in skipped.values():  # the console names every skipped input that index.json records
+        assert [name for name in names if name not in err] == []
+    assert index["total_samples"] == 2 and index["complete"]  # a, and b through its sidecar
+    with tarfile.open(out / "shard-000000.tar") as tar:
+        texts = sorted(
+            json.loads(tar.extractfile(m).read())["text"]
+            for m in tar.getmembers()
+            if m.name.endswith(".json")
+        )  # type: ignore[union-attr]
+    assert texts == ["a", "b from its sidecar"]
+
+    strict = tmp_path / "strict"
+    assert run("--input", str(src), "--out", str(strict), "--strict") == 2
+    assert "captions.jsonl:2: field 'text' must be a string" in capsys.readouterr().err
+    assert not strict.exists() or not list(strict.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [(("--seconds", "0"), "--seconds"), (("--seconds", "nan"), "--seconds"), (("--sample-rate", "4000"), "--sample-rate"),
+     (("--channels", "0"), "--channels")],
+)  # fmt: skip
+def test_invalid_flags_fail_before_anything_is_written(
+    tmp_path: Path, capsys: Any, flags: tuple[str, str], named: str
+) -> None:
+    out = tmp_path / "out"
+    assert run("--synth", "3", "--out", str(out), *flags) == 2
+    assert named in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_run_that_writes_nothing_is_not_complete(tmp_path: Path) -> None:
+    src, out = tmp_path / "music", tmp_path / "out"
+    src.mkdir()
+    (src / "x.wav").write_bytes(b"RIFF....junk")
+    (src / "x.txt").write_text("a caption")
+    assert run("--input", str(src), "--out", str(out)) != 0
+    index = out / "index.json"
+    assert not index.exists() or not json.loads(index.read_text())["complete"]

@@ -9,7 +9,7 @@ from torch import Tensor
 import stylecond.generation.generate as gen
 from stylecond.conditioners.fuser import ConditionFuser
 from stylecond.conditioners.types import ConditionTensors
-from stylecond.generation.generate import generate_codes, generate_long
+from stylecond.generation.generate import generate_codes, generate_long, stream_codes, stream_long_codes
 from stylecond.generation.sampler import DoubleCFGSampler
 from stylecond.generation.settings import SamplingSettings
 from stylecond.lm.music_lm import MusicLM
@@ -147,14 +147,14 @@ def test_generate_long_windows_and_conditions_fn(lm: MusicLM, monkeypatch: pytes
     seen_windows: list[int] = []
     prompts: list[Tensor | None] = []
     lengths: list[int] = []
-    orig = gen.generate_codes
+    orig = gen.stream_codes
 
-    def spy(*args: Any, **kwargs: Any) -> Tensor:
+    def spy(*args: Any, **kwargs: Any) -> Any:
         prompts.append(kwargs["prompt_codes"])
         lengths.append(kwargs["num_frames"])
         return orig(*args, **kwargs)
 
-    monkeypatch.setattr(gen, "generate_codes", spy)
+    monkeypatch.setattr(gen, "stream_codes", spy)
 
     def conditions_fn(index: int) -> dict[str, ConditionTensors]:
         seen_windows.append(index)
@@ -180,3 +180,23 @@ def test_generate_long_windows_and_conditions_fn(lm: MusicLM, monkeypatch: pytes
     for i, end in zip(range(1, 4), (8, 13, 18)):
         p = prompts[i]
         assert p is not None and torch.equal(p, out[:, :, end - 3 : end])
+
+
+@pytest.mark.parametrize("prompt_frames", [0, 3])
+def test_streamed_chunks_are_the_generated_codes(lm: MusicLM, prompt_frames: int) -> None:
+    prompt = torch.randint(0, CARD, (2, K, prompt_frames), generator=torch.Generator().manual_seed(2))
+    args: dict[str, Any] = dict(conditions=conditions(), sampler=DoubleCFGSampler(), num_frames=11,
+                                prompt_codes=prompt if prompt_frames else None)  # fmt: skip
+    whole = generate_codes(lm, **args, generator=torch.Generator().manual_seed(0))
+    chunks = list(stream_codes(lm, **args, chunk_frames=3, generator=torch.Generator().manual_seed(0)))
+    assert [c.shape[2] for c in chunks][:-1] == [3] * (len(chunks) - 1) and chunks[-1].shape[2] <= 3
+    assert torch.equal(torch.cat(chunks, dim=2), whole[:, :, prompt_frames:])
+
+
+def test_streamed_windows_are_the_long_generation(lm: MusicLM) -> None:
+    args: dict[str, Any] = dict(conditions_fn=lambda i: conditions(), sampler=DoubleCFGSampler(), num_frames=20,
+                                window_frames=8, stride_frames=5)  # fmt: skip
+    whole = generate_long(lm, **args, generator=torch.Generator().manual_seed(0))
+    chunks = list(stream_long_codes(lm, **args, chunk_frames=2, generator=torch.Generator().manual_seed(0)))
+    assert max(c.shape[2] for c in chunks) <= 2
+    assert torch.equal(torch.cat(chunks, dim=2), whole)

@@ -3,7 +3,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 from tiny_models import SR
 from torch import Tensor
 
@@ -68,7 +70,7 @@ def test_errors_name_the_flag(
 ) -> None:
     model_dir, ref = exported
     assert invert.run(parse(["--model", str(model_dir), "--audio", str(ref), "--steps", "1", *extra])) == 2
-    assert flag in capsys.readouterr().out
+    assert flag in capsys.readouterr().err
 
 
 def test_bad_audio_and_model_name_the_flag(
@@ -78,6 +80,18 @@ def test_bad_audio_and_model_name_the_flag(
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"garbage")
     assert invert.run(parse(["--model", str(model_dir), "--audio", str(bad)])) == 2
-    assert "--audio" in capsys.readouterr().out
+    assert "--audio" in capsys.readouterr().err
     assert invert.run(parse(["--model", str(tmp_path / "nope"), "--audio", str(bad)])) == 2
-    assert "--model" in capsys.readouterr().out
+    assert "--model" in capsys.readouterr().err
+    short = tmp_path / "short.wav"
+    sf.write(short, np.zeros((0, 1), np.float32), SR)  # no samples at all
+    out = tmp_path / "never.safetensors"
+    assert (
+        invert.run(
+            parse(["--model", str(model_dir), "--audio", str(short), "--steps", "1", "--out", str(out)])
+        )
+        == 2
+    )
+    captured = capsys.readouterr()
+    assert str(short) in captured.err and "--audio" in captured.err and captured.out == ""
+    assert not out.exists()

@@ -1,66 +1,115 @@
-"""Opt-in int8 dynamic quantization: decodes close to float32 and leaves the original model alone."""
+"""quantize(): int4, int8 and int8-dynamic decode close to float32 on a trained LM (no weight tricks);
+thresholds are from measurement (see the comments), the original model is left alone."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from stylecond.conditioners.types import ConditionTensors
 from stylecond.generation.generate import generate_codes
 from stylecond.generation.sampler import DoubleCFGSampler
 from stylecond.generation.settings import SamplingSettings
+from stylecond.lm.lowbit_linear import Int4Linear, Int8Linear
 from stylecond.lm.music_lm import MusicLM
-from stylecond.lm.quantize import quantize_int8
+from stylecond.lm.quantize import QUANTIZE_MODES, quantize, quantize_int8
 
-K, CARD, D = 2, 64, 64
+K, CARD, D = 2, 64, 128
 
 
-def _lm() -> MusicLM:
+def _sequences(n: int, t: int, g: torch.Generator) -> torch.Tensor:
+    """Rows of arithmetic progressions mod CARD (a learnable 'music'): codes [n, K, t]."""
+    start = torch.randint(0, CARD, (n, K, 1), generator=g)
+    stride = torch.randint(1, 4, (n, 1, 1), generator=g)
+    return (start + stride * torch.arange(t)) % CARD
+
+
+@pytest.fixture(scope="module")
+def trained() -> MusicLM:
     torch.manual_seed(0)
-    lm = MusicLM(num_codebooks=K, card=CARD, dim=D, num_heads=4, num_layers=2).eval()
-    with torch.no_grad():  # larger head weights: clearer argmax margins than the 0.02-std init
-        for head in lm.heads:
-            assert isinstance(head, nn.Linear)
-            head.weight.mul_(10.0)
-    return lm
-
-
-def test_int8_decoding_agrees_with_fp32() -> None:
-    lm = _lm()
-    q = quantize_int8(lm)
-    assert all(type(m) is nn.Linear for m in lm.heads)  # the original is untouched (deep copy)
-    assert not any(type(m) is nn.Linear for m in q.modules())
-    b, t = 2, 12
-    seq, _ = lm.pattern.build(torch.randint(0, CARD, (b, K, t)), lm.special_id)
-    s = seq.shape[2]
-    ref, got = lm.init_state(b, s), q.init_state(b, s)
-    ref_logits = torch.stack([lm.step(seq[:, :, i : i + 1], ref) for i in range(s)])
-    q_logits = torch.stack([q.step(seq[:, :, i : i + 1], got) for i in range(s)])
-    rel = (q_logits - ref_logits).norm() / ref_logits.norm()
-    assert rel < 0.05, f"relative logit error {rel:.3f}"
-    agree = (q_logits.argmax(-1) == ref_logits.argmax(-1)).float().mean()
-    assert agree > 0.8, f"greedy tokens agree on {agree:.0%} of the steps"
-
-
-def test_int8_greedy_generation_mostly_agrees() -> None:
-    lm = _lm()
-    q = quantize_int8(lm)
+    lm = MusicLM(num_codebooks=K, card=CARD, dim=D, num_heads=4, num_layers=2)
+    opt = torch.optim.AdamW(lm.parameters(), lr=3e-3)
     g = torch.Generator().manual_seed(0)
-    conds = {
-        "style": ConditionTensors(torch.randn(1, 3, D, generator=g), torch.ones(1, 3, dtype=torch.bool)),
-        "text": ConditionTensors(torch.randn(1, 4, D, generator=g), torch.ones(1, 4, dtype=torch.bool)),
-    }
-    greedy = DoubleCFGSampler(SamplingSettings(cfg_coef=3.0, cfg_coef_beta=5.0, temperature=0.0))
-    a = generate_codes(lm, conditions=conds, sampler=greedy, num_frames=6)
-    b = generate_codes(q, conditions=conds, sampler=greedy, num_frames=6)
-    assert b.shape == a.shape and int(b.max()) < CARD
-    # the first sampled token of each codebook sees the same context; later ones may diverge after a flip
-    assert (a == b).float().mean() > 0.5
+    for _ in range(300):
+        codes = _sequences(16, 24, g)
+        loss = lm.compute_loss(lm(codes), codes).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5  # it learned the progressions (from ln 64 = 4.2)
+    return lm.eval()
 
 
-def test_int8_bad_inputs() -> None:
+def _teacher_forced(lm: nn.Module, seq: torch.Tensor) -> torch.Tensor:
+    state = lm.init_state(seq.shape[0], seq.shape[2])  # type: ignore[operator]
+    return torch.stack([lm.step(seq[:, :, i : i + 1], state) for i in range(seq.shape[2])])  # type: ignore[operator]
+
+
+# measured on this model (teacher forced, 4 x 19 steps): relative logit error 0.080 (int4), 0.0064 (int8),
+# 0.019 (int8-dynamic); mean KL to fp32 0.0031, 0.00003, 0.0002; argmax agreement 0.965, 1.0, 0.972 (the
+# misses are near-ties at unpredictable starts: every step where fp32 is confident agrees)
+@pytest.mark.parametrize(
+    ("mode", "max_error", "max_kl"),
+    [("int4", 0.12, 0.006), ("int8", 0.015, 1e-4), ("int8-dynamic", 0.04, 5e-4)],
+)
+def test_quantized_decoding_agrees_with_fp32(
+    trained: MusicLM, mode: str, max_error: float, max_kl: float
+) -> None:
+    q = quantize(trained, mode, quantize_heads=True)  # type: ignore[arg-type]
+    assert all(type(m) is nn.Linear for m in trained.modules() if isinstance(m, nn.Linear))  # a deep copy
+    assert not any(type(m) is nn.Linear for m in q.modules())
+    if mode != "int8-dynamic":
+        assert any(isinstance(m, Int4Linear if mode == "int4" else Int8Linear) for m in q.modules())
+    seq, _ = trained.pattern.build(_sequences(4, 16, torch.Generator().manual_seed(1)), trained.special_id)
+    ref, got = _teacher_forced(trained, seq), _teacher_forced(q, seq)
+    rel = float((got - ref).norm() / ref.norm())
+    kl = float(
+        F.kl_div(got.log_softmax(-1), ref.log_softmax(-1), log_target=True, reduction="none").sum(-1).mean()
+    )
+    agree = got.argmax(-1) == ref.argmax(-1)
+    confident = ref.softmax(-1).amax(-1) > 0.5
+    assert rel < max_error, f"{mode}: relative logit error {rel:.3f}"
+    assert kl < max_kl, f"{mode}: mean KL {kl:.5f}"
+    assert float(agree.float().mean()) >= 0.9 and bool(agree[confident].all()), f"{mode}: argmax disagrees"
+    assert int(confident.sum()) > agree.numel() // 2  # the check above covers most steps
+
+
+@pytest.mark.parametrize("mode", QUANTIZE_MODES)
+def test_guided_greedy_generation_agrees(trained: MusicLM, mode: str) -> None:
+    g = torch.Generator().manual_seed(0)
+    conds = {"style": ConditionTensors(torch.randn(2, 3, D, generator=g), torch.ones(2, 3, dtype=torch.bool))}
+    greedy = DoubleCFGSampler(SamplingSettings(cfg_coef=3.0, temperature=0.0))
+    prompt = _sequences(2, 4, g)
+    a = generate_codes(trained, conditions=conds, sampler=greedy, num_frames=20, prompt_codes=prompt)
+    b = generate_codes(
+        quantize(trained, mode), conditions=conds, sampler=greedy, num_frames=20, prompt_codes=prompt
+    )  # type: ignore[arg-type]
+    assert float((a == b).float().mean()) >= 0.9  # measured: 1.0 for every mode (20 guided greedy steps)
+
+
+@pytest.mark.parametrize("mode", QUANTIZE_MODES)
+def test_heads_stay_float_by_default_and_help(trained: MusicLM, mode: str) -> None:
+    q = quantize(trained, mode)  # type: ignore[arg-type]
+    assert all(type(m) is nn.Linear for m in q.heads)
+    assert not any(type(m) is nn.Linear for m in q.transformer.modules())  # every other linear is quantized
+    seq, _ = trained.pattern.build(_sequences(4, 16, torch.Generator().manual_seed(1)), trained.special_id)
+    ref = _teacher_forced(trained, seq)
+    everything = quantize(trained, mode, quantize_heads=True)  # type: ignore[arg-type]
+    errors = [float((_teacher_forced(m, seq) - ref).norm() / ref.norm()) for m in (q, everything)]
+    assert errors[0] <= errors[1]  # float heads: closer to float32
+
+
+def test_bad_inputs_name_the_problem(trained: MusicLM) -> None:
+    with pytest.raises(ValueError, match="one of int4, int8, int8-dynamic; got 'int3'"):
+        quantize(trained, "int3")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="float32"):
-        quantize_int8(_lm().to(torch.bfloat16))
+        quantize(
+            MusicLM(num_codebooks=K, card=CARD, dim=D, num_heads=4, num_layers=1).to(torch.bfloat16), "int8"
+        )
     with pytest.raises(ValueError, match="nn.Linear"):
-        quantize_int8(nn.Sequential(nn.LayerNorm(4)))
+        quantize(nn.Sequential(nn.LayerNorm(4)), "int4")
+    with pytest.raises(ValueError, match="divisible by group_size"):
+        quantize(trained, "int4", group_size=256)
+    assert type(quantize_int8(trained).heads[0]).__name__ == "Linear"  # the dynamic quantized Linear

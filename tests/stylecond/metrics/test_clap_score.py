@@ -25,6 +25,20 @@ def test_clap_score_runs_in_range(tiny_clap_dir: Path) -> None:
     assert metric.embedding_name.startswith("hf-clap:")
 
 
+def test_matched_pairs_score_higher_than_mismatched(tiny_clap_dir: Path) -> None:
+    """The score pairs row i's audio with row i's text: audio embeddings equal to their own caption's text
+    embedding score 1, the same embeddings paired with shifted captions score lower."""
+    metric = CLAPScore(model_name_or_path=str(tiny_clap_dir), local_files_only=True)
+    texts = ["rock music with guitar", "slow piano", "a dog", "fast drums"]
+    matched_audio = metric.text_embeddings(texts)  # [4, E]: an ideal audio encoder for these captions
+    metric.update(matched_audio, texts)
+    matched = metric.compute().item()
+    shifted = CLAPScore(model_name_or_path=str(tiny_clap_dir), local_files_only=True)
+    shifted.update(matched_audio, texts[1:] + texts[:1])
+    mismatched = shifted.compute().item()
+    assert matched == pytest.approx(1.0, abs=1e-5) and mismatched < matched - 0.01
+
+
 @pytest.mark.filterwarnings("ignore:The ``compute`` method")
 def test_clap_score_errors(tiny_clap_dir: Path) -> None:
     metric = CLAPScore(model_name_or_path=str(tiny_clap_dir), local_files_only=True)
