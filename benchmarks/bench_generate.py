@@ -425,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_quality(source: str, modes: list[str], steps: int) -> None:
-    from quality_guard import measure
+    from quality_guard import measure, table
 
     from stylecond.models.style_musicgen import StyleMusicGen
 
@@ -435,9 +435,7 @@ def print_quality(source: str, modes: list[str], steps: int) -> None:
     print(
         f"\nquality guard on {source} ({steps} steps, teacher-forced on fp32's samples, guided distribution):"
     )
-    print("| dtype | greedy agreement | mean KL (nats) |\n|---|---|---|")
-    for q in measure(model, modes, steps=steps):
-        print(f"| {q.mode} | {q.agreement:.3f} | {q.mean_kl:.4f} |")
+    print(table(measure(model, modes, steps=steps)))
 
 
 if __name__ == "__main__":

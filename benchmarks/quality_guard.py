@@ -101,6 +101,12 @@ def measure(model: Any, modes: list[str], *, steps: int = 200, seed: int = 0, te
     return results
 
 
+def table(results: list[Quality]) -> str:
+    """The results as a markdown table (what the benchmarks print)."""
+    rows = [f"| {q.mode} | {q.agreement:.3f} | {q.mean_kl:.4f} | {q.steps} |" for q in results]
+    return "\n".join(["| mode | greedy agreement | mean KL (nats) | steps |", "|---|---|---|---|", *rows])
+
+
 def main(argv: list[str] | None = None) -> int:
     from stylecond.models.style_musicgen import StyleMusicGen
 
@@ -125,9 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         model = StyleMusicGen.from_pretrained(args.model)
     except (ValueError, OSError) as err:
         parser.error(f"--model: {err}")
-    print("| mode | greedy agreement | mean KL (nats) | steps |\n|---|---|---|---|")
-    for q in measure(model, modes, steps=args.steps, seed=args.seed):
-        print(f"| {q.mode} | {q.agreement:.3f} | {q.mean_kl:.4f} | {q.steps} |")
+    print(table(measure(model, modes, steps=args.steps, seed=args.seed)))
     return 0
 
 

@@ -72,17 +72,12 @@ def _print_skips(skipped: dict[str, list[str]]) -> None:
             print(f"  {name}", file=sys.stderr)
 
 
-def _merge(into: dict[str, list[str]], other: dict[str, list[str]]) -> None:
-    for reason, names in other.items():
-        into.setdefault(reason, []).extend(names)
-
-
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.table import Table
 
-    from datamodules.shard_writer import ShardResult, ShardWriter, WriterOptions
+    from datamodules.shard_writer import ShardResult, ShardWriter, WriterOptions, merge_skips
     from datamodules.track_catalog import SynthItem, TrackItem, discover_tracks, plan_segments, synth_items
 
     console = Console(stderr=True, soft_wrap=True)  # paths stay on one line
@@ -102,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
             tracks, skipped = discover_tracks(args.input, strict=args.strict)
             planned, more = plan_segments(tracks, segment_seconds=args.segment_seconds,
                                           min_segment_seconds=args.min_segment_seconds)  # fmt: skip
-            _merge(skipped, more)
+            skipped = merge_skips(skipped, more)
             items = list(planned)
             long = [i.source for i in planned if i.frames > LONG_TRACK_SECONDS * i.file_rate]
             if long and args.segment_seconds is None:
@@ -134,8 +129,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as err:
             console.print(f"[red]error:[/] {err}")
             return 2
-    for r in results:
-        _merge(skipped, r.skipped)
+    skipped = merge_skips(skipped, *(r.skipped for r in results))
     new = [r for r in results if not r.resumed]
     table = Table(title=f"make-shards -> {args.out}")
     table.add_column("what")
