@@ -10,10 +10,11 @@ download), then times:
   do_sample, top-k 250, KV cache).
 
 dtypes: ``fp32``, ``bf16`` (``.to(torch.bfloat16)``, KV cache in bf16) and the modes of the opt-in
-``stylecond.lm.quantize.quantize``: ``int4`` (4-bit weights, groups of 128 inputs), ``int8`` (8-bit
-weights) and ``int8-dynamic`` (fbgemm). The transformers model is converted the same way, so each row's
-ratio compares like with like; the summary compares our fastest row with transformers' fp32 (its
-default) and with its fastest row of the run.
+``stylecond.lm.quantize.quantize``: ``int4`` (4-bit weights, groups of 128 inputs; stylecond's kernel
+where it builds), ``int4-torch`` (the same on torch's packed kernel), ``int8`` (8-bit weights) and
+``int8-dynamic`` (fbgemm). The transformers model is converted the same way, so each row's ratio
+compares like with like; the summary compares our fastest row with transformers' fp32 (its default) and
+with its fastest row of the run among its own variants (fp32, bf16, int8-dynamic).
 
 Reports ms per decoding step, the real-time factor (RTF = compute time / audio time; 50 steps = 1 s of
 audio), the speed ratio to transformers, and two roofline fractions (roofline time / measured step time):
@@ -46,6 +47,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # quality_guard
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from first_audio import encodec_32khz_shaped, time_to_first_audio  # noqa: E402
+from quality_guard import VARIANTS, quantize_variant  # noqa: E402
 from torch import nn  # noqa: E402
 
 from stylecond.conditioners.types import ConditionTensors  # noqa: E402
@@ -55,9 +57,8 @@ from stylecond.generation.settings import SamplingSettings  # noqa: E402
 from stylecond.lm.lowbit_linear import Int4Linear, Int8Linear  # noqa: E402
 from stylecond.lm.music_lm import MusicLM  # noqa: E402
 from stylecond.lm.presets import PRESETS  # noqa: E402
-from stylecond.lm.quantize import QUANTIZE_MODES, quantize  # noqa: E402
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, **{mode: torch.float32 for mode in QUANTIZE_MODES}}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, **{name: torch.float32 for name in VARIANTS}}
 NUM_CODEBOOKS, CARD, FRAME_RATE = 4, 2048, 50.0
 TEXT_TOKENS, STYLE_TOKENS = 20, 15
 
@@ -179,8 +180,8 @@ def group_size(size: str) -> int:
 
 def build_ours(size: str, name: str, compile_layers: bool = False) -> MusicLM:
     lm = MusicLM.from_preset(size, num_codebooks=NUM_CODEBOOKS, card=CARD).eval().to(DTYPES[name])
-    if name in QUANTIZE_MODES:
-        lm = quantize(lm, name, group_size=group_size(size), inplace=True)  # type: ignore[arg-type]
+    if name in VARIANTS:
+        lm = quantize_variant(lm, name, group_size(size), inplace=True)
     if compile_layers:
         for layer in lm.transformer.layers:
             layer.compile(dynamic=True)
@@ -204,8 +205,8 @@ def build_hf(size: str, name: str) -> nn.Module:
         bos_token_id=CARD,
     )
     model = MusicgenForCausalLM(config).eval().to(DTYPES[name])
-    if name in QUANTIZE_MODES:
-        model = quantize(model, name, group_size=group_size(size), inplace=True)  # type: ignore[arg-type]
+    if name in VARIANTS:
+        model = quantize_variant(model, name, group_size(size), inplace=True)
     gc = model.generation_config
     gc.pad_token_id = gc.bos_token_id = gc.decoder_start_token_id = CARD
     return model
@@ -420,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
         for (size, name), seconds in ttfa.items():
             print(f"  size={size} | dtype={name} | first audio after {seconds:.2f} s")
     if args.quality_model:
-        print_quality(args.quality_model, [d for d in dtypes if d in QUANTIZE_MODES], args.quality_steps)
+        print_quality(args.quality_model, [d for d in dtypes if d in VARIANTS], args.quality_steps)
     return 0
 
 

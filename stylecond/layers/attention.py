@@ -80,7 +80,8 @@ class SelfAttention(nn.Module):
         Without ``past`` the N positions attend among themselves, causally or not (``attn_mask`` None =
         plain causal / full attention).
         With ``past = (keys, values)`` (each ``[B, H, max_len, Dh]``, preallocated), the new keys/values are
-        written in place at ``start .. start+N-1`` and the queries attend to ``0 .. start+N-1``.
+        written in place at ``start .. start+N-1`` and the queries attend to ``0 .. start+N-1`` (in the
+        cache's dtype when it differs from ``x``'s, e.g. a bfloat16 cache: half the bytes per step).
         """
         b, n, d = x.shape
         q, k, v = self.in_proj(x).split(d, dim=-1)
@@ -92,11 +93,12 @@ class SelfAttention(nn.Module):
             keys[:, :, start:end].copy_(k)
             values[:, :, start:end].copy_(v)
             k, v = keys[:, :, :end], values[:, :, :end]
+            q = q.to(keys.dtype)
         elif attn_mask is None:
             is_causal = self.causal and n > 1
         p = self.dropout if self.training else 0.0
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p, is_causal=is_causal)
-        return self.out_proj(out.transpose(1, 2).reshape(b, n, d))
+        return self.out_proj(out.transpose(1, 2).reshape(b, n, d).to(x.dtype))
 
 
 class CrossAttention(nn.Module):

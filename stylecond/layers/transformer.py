@@ -119,23 +119,25 @@ class Transformer(nn.Module):
         key_valid: Tensor | None = None,
         cross: Tensor | None = None,
         cross_mask: Tensor | None = None,
+        activation_dtype: torch.dtype | None = None,
     ) -> KVCache:
-        """Preallocate a cache for ``max_len`` positions. ``key_valid [B, P]`` marks the valid prefix
-        positions (later positions are valid); ``cross [B, Sc, cross_dim]`` with ``cross_mask [B, Sc]``
-        is projected once per layer."""
+        """Preallocate a cache of ``dtype`` for ``max_len`` positions. ``key_valid [B, P]`` marks the valid
+        prefix positions (later positions are valid); ``cross [B, Sc, cross_dim]`` with ``cross_mask
+        [B, Sc]`` is projected once per layer. Positions and cross keys are kept in ``activation_dtype``
+        (default ``dtype``)."""
         if not self.causal:
             raise ValueError("a KV cache needs a causal Transformer")
         shape = (len(self.layers), batch_size, self.num_heads, max_len, self.dim // self.num_heads)
         keys = torch.empty(shape, device=device, dtype=dtype)
         pos = self._positions(max_len, device)
-        cache = KVCache(keys=keys, values=torch.empty_like(keys), positions=pos.to(dtype))
+        act = activation_dtype or dtype
+        cache = KVCache(keys=keys, values=torch.empty_like(keys), positions=pos.to(act))
         if key_valid is not None and not bool(key_valid.all()):
             full = torch.ones(batch_size, max_len, dtype=torch.bool, device=device)
             full[:, : key_valid.shape[1]] = key_valid.to(device)
             cache.key_valid = full
         if cross is not None and self.has_cross:
-            cross = cross.to(device=device, dtype=dtype)
-            cache.cross_kv = self._cross_kv(cross)
+            cache.cross_kv = self._cross_kv(cross.to(device=device, dtype=act))
             if cross_mask is not None:
                 cache.cross_mask, cache.cross_any = cross_masks(cross_mask.to(device))
         return cache
@@ -195,7 +197,8 @@ class Transformer(nn.Module):
             pos = cache.positions[start : start + n]
             attn_mask = causal_padding_mask(cache.key_valid, start, n, x.device)
             if attn_mask is not None:  # additive form once per call instead of one conversion per layer
-                attn_mask = torch.zeros(attn_mask.shape, dtype=x.dtype, device=x.device).masked_fill_(
+                mask_dtype = cache.keys.dtype  # attention runs in the cache's dtype
+                attn_mask = torch.zeros(attn_mask.shape, dtype=mask_dtype, device=x.device).masked_fill_(
                     ~attn_mask, float("-inf")
                 )
             cross_kv, c_mask, c_any = cache.cross_kv, cache.cross_mask, cache.cross_any

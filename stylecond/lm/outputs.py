@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 from stylecond.layers.transformer import KVCache
@@ -29,12 +30,14 @@ class LossOutput:
 class DecodeState:
     """Incremental decoding state: the KV cache (prefix already in it) and the step budget.
 
-    ``check_ids=False``: :meth:`MusicLM.step` trusts the token ids (validated once by the caller)."""
+    ``check_ids=False``: :meth:`MusicLM.step` trusts the token ids (validated once by the caller);
+    ``dtype``: the activations' (None = the cache's)."""
 
     cache: KVCache
     max_steps: int
     prefix_len: int
     check_ids: bool = True
+    dtype: torch.dtype | None = None
 
     @property
     def offset(self) -> int:

@@ -3,8 +3,10 @@
 Decoding a :class:`~stylecond.lm.music_lm.MusicLM` on a CPU streams every linear weight once per step, so
 its speed is set by the bytes read. :func:`quantize` replaces each ``nn.Linear``:
 
-- ``"int4"``: 4-bit weights, one scale and offset per 128 inputs, bfloat16 activations
-  (:class:`~stylecond.lm.lowbit_linear.Int4Linear`): 8x fewer bytes than float32;
+- ``"int4"``: 4-bit weights, one scale and offset per 128 inputs
+  (:class:`~stylecond.lm.lowbit_linear.Int4Linear`): 8x fewer bytes than float32; on stylecond's own
+  kernel (activations quantized per call to two int8 terms, :mod:`~stylecond.kernels.native`) where the
+  machine builds it, else on torch's packed kernel (bfloat16 activations);
 - ``"int8"``: int8 weights, one scale per output channel, bfloat16 activations
   (:class:`~stylecond.lm.lowbit_linear.Int8Linear`);
 - ``"int8-dynamic"``: ``torch.ao.quantization.quantize_dynamic`` (fbgemm): int8 weights, activations
@@ -12,11 +14,17 @@ its speed is set by the bytes read. :func:`quantize` replaces each ``nn.Linear``
 
 Embeddings (only K rows are read per step) and layer norms stay float32, and so do the K output heads
 (a module named ``heads``) unless ``quantize_heads=True``. Measured on the demo model
-(``benchmarks/quality_guard.py``, 200 guided steps, two seeds): keeping the heads in float32 cut the mean KL to
-float32 from 0.016-0.025 to 0.005-0.010 nats (int4) and from 0.006-0.010 to 0.001-0.002 (int8); at the
-small size they are 3 % of the weights, about 1.6 ms of a step in float32. It changes the numbers (not
-bit-exact with float32): use it for inference only. ``benchmarks/bench_generate.py`` measures speed and
-the agreement with float32 decoding.
+(``benchmarks/quality_guard.py``, 200 guided steps, two seeds): keeping the heads in float32 cut the mean
+KL to float32 from 0.011-0.013 to 0.006-0.007 nats (int4) and from 0.009-0.010 to 0.001 (int8); at the
+small size they are 3 % of the weights, about 1.6 ms of a step in float32. The KV cache of a generation of
+512 positions or more (~10 s) is kept in bfloat16 (attention runs in bfloat16 over it): on the demo model
+the KL to float32 moved by < 0.0002 nats (int4: 0.0063 -> 0.0064, 0.0069 -> 0.0069 over two seeds), and a
+10 s generation at the small size decodes ~20 % faster (35-38 -> 29-32 ms/step); shorter ones stay
+float32, measured faster there (``stylecond.lm.music_lm.KV_CACHE_DTYPE_MIN_LEN``). int4 runs on
+stylecond's kernel with 16-bit activations by default: 8-bit ones (``activation_bits=8``) make the small
+LM's step ~15 % faster but doubled the KL (0.0133, 0.0175). It changes the numbers (not bit-exact with
+float32): use it for inference only. ``benchmarks/bench_generate.py`` measures speed and the agreement
+with float32 decoding.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from typing import Literal, TypeVar, get_args
 import torch
 from torch import nn
 
-from stylecond.lm.lowbit_linear import Int4Linear, Int8Linear
+from stylecond.lm.lowbit_linear import ActivationBits, Int4Kernel, Int4Linear, Int8Linear
 
 __all__ = ["QUANTIZE_MODES", "QuantizeMode", "quantize", "quantize_int8"]
 
@@ -76,14 +84,21 @@ def _linears(model: nn.Module, skip: set[str]) -> list[str]:
 
 
 def _replace_linears(
-    model: nn.Module, names: list[str], make: type[Int4Linear] | type[Int8Linear], group_size: int
+    model: nn.Module, names: list[str], mode: str, group_size: int, kernel: Int4Kernel, bits: ActivationBits
 ) -> None:
     for name in names:
         parent_name, _, child_name = name.rpartition(".")
         parent = model.get_submodule(parent_name)
         child = parent.get_submodule(child_name)
         assert isinstance(child, nn.Linear)
-        layer = make(child, group_size=group_size) if make is Int4Linear else make(child)  # type: ignore[call-arg]
+        try:
+            layer: nn.Module = (
+                Int4Linear(child, group_size=group_size, kernel=kernel, activation_bits=bits)
+                if mode == "int4"
+                else Int8Linear(child)
+            )
+        except ValueError as err:
+            raise ValueError(f"quantize {mode}: layer {name!r}: {err}") from None
         setattr(parent, child_name, layer)
 
 
@@ -94,6 +109,9 @@ def quantize(
     group_size: int = 128,
     quantize_heads: bool = False,
     inplace: bool = False,
+    kernel: Int4Kernel = "auto",
+    activation_bits: ActivationBits = 16,
+    kv_cache_dtype: torch.dtype | None = torch.bfloat16,
 ) -> M:
     """Return ``model`` (eval mode) with every ``nn.Linear`` quantized by ``mode`` (CPU only).
 
@@ -105,10 +123,16 @@ def quantize(
         quantize_heads: also quantize the output heads (a child module named ``heads``); kept in float32
             by default (see the module docstring for the measurement).
         inplace: modify ``model`` itself instead of a deep copy.
+        kernel: the int4 kernel (``"auto"``, ``"native"`` or ``"torch"``; see
+            :class:`~stylecond.lm.lowbit_linear.Int4Linear`).
+        activation_bits: the native int4 kernel's activations, 16 (default) or 8 (faster, less exact).
+        kv_cache_dtype: the dtype of long decoding KV caches for every
+            :class:`~stylecond.lm.music_lm.MusicLM` in ``model`` (its ``kv_cache_dtype``); bfloat16 by
+            default: half the cache bytes read per step (see the module docstring); None keeps float32.
 
     Raises:
         ValueError: naming the problem if the mode is unknown, the model is not float32 on the CPU or has
-            no linear layer, or a layer's width does not fit ``group_size``.
+            no linear layer, or a layer's width does not fit ``group_size`` (naming the layer).
     """
     _check_model(model, mode)
     skip = set() if quantize_heads else {"heads"}
@@ -118,9 +142,15 @@ def quantize(
         )
     target = model if inplace else copy.deepcopy(model)
     target.eval()
+    if kv_cache_dtype is not None:
+        if not kv_cache_dtype.is_floating_point:
+            raise ValueError(f"quantize: kv_cache_dtype must be a floating dtype, got {kv_cache_dtype}")
+        for module in target.modules():
+            if hasattr(module, "kv_cache_dtype"):
+                setattr(module, "kv_cache_dtype", kv_cache_dtype)  # noqa: B010
     if mode == "int8-dynamic":
         return _dynamic_int8(target, skip)
-    _replace_linears(target, _linears(target, skip), Int4Linear if mode == "int4" else Int8Linear, group_size)
+    _replace_linears(target, _linears(target, skip), mode, group_size, kernel, activation_bits)
     if quantize_heads:
         getattr(target, "__dict__", {}).pop("_fused_heads_cache", None)  # a MusicLM's fused float heads
     return target

@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 #: reusable blocks: importable into someone else's model, so they must not pull in the app layers
-COMPONENTS = {"audio", "mel", "codecs", "conditioners", "features", "quantization", "lm", "generation",
+COMPONENTS = {"audio", "mel", "codecs", "conditioners", "features", "quantization", "lm", "generation", "kernels",
               "metrics", "utils", "inversion", "interop"}  # fmt: skip
 APP_LAYERS = {"training", "commands", "cli", "demo", "evaluation"}
 

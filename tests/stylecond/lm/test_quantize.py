@@ -13,7 +13,7 @@ from stylecond.generation.generate import generate_codes
 from stylecond.generation.sampler import DoubleCFGSampler
 from stylecond.generation.settings import SamplingSettings
 from stylecond.lm.lowbit_linear import Int4Linear, Int8Linear
-from stylecond.lm.music_lm import MusicLM
+from stylecond.lm.music_lm import KV_CACHE_DTYPE_MIN_LEN, DecodeState, MusicLM
 from stylecond.lm.quantize import QUANTIZE_MODES, quantize, quantize_int8
 
 K, CARD, D = 2, 64, 128
@@ -83,9 +83,10 @@ def test_guided_greedy_generation_agrees(trained: MusicLM, mode: str) -> None:
     greedy = DoubleCFGSampler(SamplingSettings(cfg_coef=3.0, temperature=0.0))
     prompt = _sequences(2, 4, g)
     a = generate_codes(trained, conditions=conds, sampler=greedy, num_frames=20, prompt_codes=prompt)
-    b = generate_codes(
-        quantize(trained, mode), conditions=conds, sampler=greedy, num_frames=20, prompt_codes=prompt
-    )  # type: ignore[arg-type]
+    # the weights alone (a float32 cache): one flipped near-tie makes a greedy run diverge, so this
+    # checks the weight quantization; the bfloat16 cache is checked teacher-forced below
+    q = quantize(trained, mode, kv_cache_dtype=None)  # type: ignore[arg-type]
+    b = generate_codes(q, conditions=conds, sampler=greedy, num_frames=20, prompt_codes=prompt)
     assert float((a == b).float().mean()) >= 0.9  # measured: 1.0 for every mode (20 guided greedy steps)
 
 
@@ -113,3 +114,28 @@ def test_bad_inputs_name_the_problem(trained: MusicLM) -> None:
     with pytest.raises(ValueError, match="divisible by group_size"):
         quantize(trained, "int4", group_size=256)
     assert type(quantize_int8(trained).heads[0]).__name__ == "Linear"  # the dynamic quantized Linear
+
+
+def test_bfloat16_kv_cache_decodes_like_float32(trained: MusicLM) -> None:
+    q = quantize(trained, "int4")  # a bfloat16 cache by default
+    assert q.kv_cache_dtype == torch.bfloat16 and trained.kv_cache_dtype is None  # the original untouched
+    g = torch.Generator().manual_seed(2)
+    # a prefix with a padded position: the additive attention mask runs in the cache's dtype
+    prefix = ConditionTensors(torch.randn(4, 3, D, generator=g), torch.tensor([[True, True, False]] * 4))
+    seq, _ = trained.pattern.build(_sequences(4, 12, g), trained.special_id)
+
+    def forced(lm: MusicLM) -> tuple[torch.Tensor, DecodeState]:
+        state = lm.init_state(4, KV_CACHE_DTYPE_MIN_LEN, prefix=prefix)  # long enough for the bf16 cache
+        return torch.stack([lm.step(seq[:, :, i : i + 1], state) for i in range(seq.shape[2])]), state
+
+    ref, ref_state = forced(quantize(trained, "int4", kv_cache_dtype=None))
+    got, state = forced(q)
+    assert ref_state.cache.keys.dtype == torch.float32 and got.dtype == torch.float32
+    assert state.cache.keys.dtype == torch.bfloat16 and state.cache.positions.dtype == torch.float32
+    rel = float((got - ref).norm() / ref.norm())
+    assert rel < 0.01, f"bf16 cache: relative logit error {rel:.4f}"  # measured 0.0013
+    confident = ref.softmax(-1).amax(-1) > 0.5
+    assert bool((got.argmax(-1) == ref.argmax(-1))[confident].all())
+    assert q.init_state(4, 16).cache.keys.dtype == torch.float32  # short: measured faster in float32
+    with pytest.raises(ValueError, match="kv_cache_dtype must be a floating dtype"):
+        quantize(trained, "int4", kv_cache_dtype=torch.int8)

@@ -1,0 +1,97 @@
+"""The demo's style-classifier table for a quantized LM against the same model in float32.
+
+Reruns ``make demo``'s grid (stage 6, same references, prompts and seeds) and classification (stage 7) on
+its exported model, once as exported (float32) and once per quantization mode, and prints each table with
+the change of every cell. The float32 table equals ``demo_out/results.md`` (a check that this is the
+demo's grid). ``--noise-floor N`` also reruns float32 with N other sampling seeds (same references and
+prompts): how much a cell moves when only the sampled tokens change, the scale to read the deltas on.
+Usage, after ``make demo``::
+
+    python benchmarks/demo_quantized.py --demo demo_out --modes int4
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # quality_guard
+
+import torch  # noqa: E402
+from quality_guard import VARIANTS, quantize_variant  # noqa: E402
+from rich.console import Console  # noqa: E402
+
+from stylecond.demo.data import stage_heldout  # noqa: E402
+from stylecond.demo.grid import stage_generate  # noqa: E402
+from stylecond.demo.report import Row, stage_classify  # noqa: E402
+from stylecond.demo.settings import FULL, default_config  # noqa: E402
+from stylecond.demo.state import DemoState  # noqa: E402
+from stylecond.models.style_musicgen import StyleMusicGen  # noqa: E402
+
+
+def table(demo: Path, variant: str | None, seed: int, sampling_offset: int = 0) -> list[Row]:
+    """The demo grid's rows for the exported model, its LM quantized by ``variant`` (None: float32), its
+    sampling seeds shifted by ``sampling_offset``."""
+    with tempfile.TemporaryDirectory() as out:
+        state = DemoState(out=Path(out), settings=FULL.with_seed(seed), config=default_config(),
+                          console=Console(quiet=True))  # fmt: skip
+        stage_heldout(state)  # the references and the classifier's clips: the demo's
+        state.settings = replace(state.settings, seed=seed + sampling_offset)
+        model = StyleMusicGen.from_pretrained(demo / "model").eval()
+        if variant is not None:
+            model.lm = quantize_variant(model.lm, variant, 128, inplace=True)
+        state.model, state.codec = model, model.codec
+        stage_generate(state)
+        return stage_classify(state)
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--demo", type=Path, default=Path("demo_out"), help="make demo's output folder")
+    parser.add_argument("--modes", default="int4", help=f"comma-separated: {', '.join(VARIANTS)}")
+    parser.add_argument("--seed", type=int, default=0, help="the demo's --seed (default 0)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--noise-floor", type=int, default=0, help="float32 reruns with other sampling seeds")
+    args = parser.parse_args(argv)
+    modes = [m for m in args.modes.split(",") if m]
+    for m in modes:
+        if m not in VARIANTS:
+            parser.error(f"--modes: unknown mode {m!r}; valid: {', '.join(VARIANTS)}")
+    if not (args.demo / "model" / "config.yaml").is_file():
+        parser.error(f"--demo: {args.demo / 'model'} is not an export (run make demo first)")
+    torch.set_num_threads(args.threads)
+    reference = table(args.demo, None, args.seed)
+    runs = [(m, table(args.demo, m, args.seed)) for m in modes]
+    runs += [
+        (f"fp32 seed+{1000 * i}", table(args.demo, None, args.seed, 1000 * i))
+        for i in range(1, args.noise_floor + 1)
+    ]
+    for name, rows in runs:
+        print(
+            f"\n| condition | eval_q | β | fp32 → audio | {name} → audio | Δ | fp32 → text | {name} → text | Δ |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|")
+        worst = 0.0
+        for ref, got in zip(reference, rows):
+            deltas = []
+            for a, b in ((ref.to_audio, got.to_audio), (ref.to_text, got.to_text)):
+                deltas.append("–" if a is None or b is None else f"{b - a:+.2f}")
+                if a is not None and b is not None:
+                    worst = min(worst, b - a)
+            print(f"| {ref.condition} | {ref.eval_q} | {ref.beta} | {_fmt(ref.to_audio)} | {_fmt(got.to_audio)} | "
+                  f"{deltas[0]} | {_fmt(ref.to_text)} | {_fmt(got.to_text)} | {deltas[1]} |")  # fmt: skip
+        print(f"\n{name}: largest drop of a cell {-worst:.2f} (n = {reference[2].n} clips per cell)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""stylecond's own CPU kernels (C, built on first use): :mod:`stylecond.kernels.native`."""
