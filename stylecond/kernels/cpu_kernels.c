@@ -1,9 +1,9 @@
-/* stylecond's CPU decoding kernel (built and loaded by stylecond/kernels/native.py): an int4-weight x
- * int8-activation linear layer.
+/* stylecond's CPU decoding kernel (built and loaded by stylecond/kernels/native.py): an int4-weight
+ * linear layer with activations quantized on the fly.
  *
  * y[M, N] = x[M, K] @ W^T + bias, with W[n, k] = scale[n, g] * q[n, k] + low[n, g] for k in group g
- * (G inputs per group, q in 0..15) and x quantized per row and group to int8 (symmetric, one float scale
- * per G inputs).
+ * (G inputs per group, q in 0..15) and x quantized per row and group (symmetric, one float scale per G
+ * inputs) to one int8 term, or two (`precise`: ~15 bits; see quantize_activations).
  *
  * Weight layout (16 output features interleaved, so that each 32-bit lane of a vector accumulates one
  * output): packed is [N / 16, K / 8, 64] bytes; in block b, k-step j, the 4 bytes of lane l (0..15) hold
