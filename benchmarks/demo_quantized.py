@@ -28,7 +28,7 @@ from rich.console import Console  # noqa: E402
 
 from stylecond.demo.data import stage_heldout  # noqa: E402
 from stylecond.demo.grid import stage_generate  # noqa: E402
-from stylecond.demo.report import Row, stage_classify  # noqa: E402
+from stylecond.demo.report import Row, _fmt, stage_classify  # noqa: E402
 from stylecond.demo.settings import FULL, default_config  # noqa: E402
 from stylecond.demo.state import DemoState  # noqa: E402
 from stylecond.models.style_musicgen import StyleMusicGen  # noqa: E402
@@ -48,10 +48,6 @@ def table(demo: Path, variant: str | None, seed: int, sampling_offset: int = 0) 
         state.model, state.codec = model, model.codec
         stage_generate(state)
         return stage_classify(state)
-
-
-def _fmt(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,6 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import Tensor
@@ -61,7 +60,7 @@ class NativeKernels:
         m, k = x.shape
         n = scale.shape[0] * LANES
         y = x.new_empty(m, n)
-        rc = self._fn(
+        rc = self.lib.stylecond_int4_linear(
             x.data_ptr(), m, k, packed.data_ptr(), scale.data_ptr(), low.data_ptr(), n, group_size,
             None if bias is None else bias.data_ptr(), y.data_ptr(), int(precise), torch.get_num_threads(),
         )  # fmt: skip
@@ -69,10 +68,6 @@ class NativeKernels:
             raise RuntimeError(f"int4 kernel failed ({'out of memory' if rc == -1 else 'bad shape'}): "
                                f"x {tuple(x.shape)}, N={n}, group_size={group_size}")  # fmt: skip
         return y
-
-    @property
-    def _fn(self) -> Any:
-        return self.lib.stylecond_int4_linear
 
 
 def cache_dir() -> Path:

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from stylecond.lm.lowbit_linear import ActivationBits, Int4Kernel, Int4Linear, Int8Linear
+from stylecond.lm.music_lm import MusicLM
 
 __all__ = ["QUANTIZE_MODES", "QuantizeMode", "quantize", "quantize_int8"]
 
@@ -146,8 +147,8 @@ def quantize(
         if not kv_cache_dtype.is_floating_point:
             raise ValueError(f"quantize: kv_cache_dtype must be a floating dtype, got {kv_cache_dtype}")
         for module in target.modules():
-            if hasattr(module, "kv_cache_dtype"):
-                setattr(module, "kv_cache_dtype", kv_cache_dtype)  # noqa: B010
+            if isinstance(module, MusicLM):
+                module.kv_cache_dtype = kv_cache_dtype
     if mode == "int8-dynamic":
         return _dynamic_int8(target, skip)
     _replace_linears(target, _linears(target, skip), mode, group_size, kernel, activation_bits)
