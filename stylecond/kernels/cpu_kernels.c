@@ -1,7 +1,8 @@
 /* stylecond's CPU decoding kernel (built and loaded by stylecond/kernels/native.py): an int4-weight
- * linear layer with activations quantized on the fly.
+ * linear layer with activations quantized on the fly, optionally fused with the layer norm before it and
+ * the GELU or residual add after it.
  *
- * y[M, N] = x[M, K] @ W^T + bias, with W[n, k] = scale[n, g] * q[n, k] + low[n, g] for k in group g
+ * y[M, N] = act(norm(x)[M, K] @ W^T + bias) + residual, with W[n, k] = scale[n, g] * q[n, k] + low[n, g] for k in group g
  * (G inputs per group, q in 0..15) and x quantized per row and group (symmetric, one float scale per G
  * inputs) to one int8 term, or two (`precise`: ~15 bits; see quantize_activations).
  *
@@ -18,6 +19,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "cpu_math.h"
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
 #define SC_ISA 512
@@ -184,7 +187,46 @@ static inline __attribute__((always_inline)) void block_tile(
 }
 #endif
 
-/* Scratch for the quantized activations, grown as needed (one per calling thread). */
+/* x [M, K] -> layer norm of each row (biased variance, eps inside the square root) * w + b (b may be NULL). */
+static void layer_norm_rows(const float *x, int64_t M, int64_t K, const float *w, const float *b, float eps,
+                            float *out) {
+    for (int64_t r = 0; r < M; ++r) {
+        const float *p = x + r * K;
+        float *o = out + r * K;
+        float sum[16] = {0}, sq[16] = {0}, mean = 0.f, var = 0.f; /* K is a multiple of 16: 16 partial sums */
+        for (int64_t i = 0; i < K; i += 16)
+            for (int l = 0; l < 16; ++l) sum[l] += p[i + l];
+        for (int l = 0; l < 16; ++l) mean += sum[l];
+        mean /= (float)K;
+        for (int64_t i = 0; i < K; i += 16)
+            for (int l = 0; l < 16; ++l) sq[l] += (p[i + l] - mean) * (p[i + l] - mean);
+        for (int l = 0; l < 16; ++l) var += sq[l];
+        const float rstd = 1.f / sqrtf(var / (float)K + eps);
+        for (int64_t i = 0; i < K; ++i) o[i] = (p[i] - mean) * rstd * w[i] + (b ? b[i] : 0.f);
+    }
+}
+
+/* y [M, 16] block of row stride N: GELU (gelu) then + residual (row stride N; NULL = none). */
+static inline void epilogue(float *y, const float *residual, int64_t M, int64_t N, int gelu) {
+    for (int64_t r = 0; r < M; ++r) {
+        float *p = y + r * N;
+#if SC_ISA == 512
+        __m512 v = _mm512_loadu_ps(p);
+        if (gelu) v = sc_gelu16(v);
+        if (residual) v = _mm512_add_ps(v, _mm512_loadu_ps(residual + r * N));
+        _mm512_storeu_ps(p, v);
+#else
+        for (int h = 0; h < 16; h += 8) {
+            __m256 v = _mm256_loadu_ps(p + h);
+            if (gelu) v = sc_gelu8(v);
+            if (residual) v = _mm256_add_ps(v, _mm256_loadu_ps(residual + r * N + h));
+            _mm256_storeu_ps(p + h, v);
+        }
+#endif
+    }
+}
+
+/* Scratch for the quantized activations (and the normed rows), grown as needed (one per calling thread). */
 static __thread int8_t *scratch_q;
 static __thread float *scratch_f;
 static __thread int64_t scratch_q_size, scratch_f_size;
@@ -215,16 +257,24 @@ static int ensure_scratch(int64_t q_bytes, int64_t f_count) {
         else if (rest == 1) block_tile(w, ws, wl, xq, xs, xsum, K, G, r0, 1, P, bb, yb, N);      \
     } while (0)
 
-/* y [M, N] = x [M, K] @ dequant(W)^T (+ bias [N] if not NULL); `precise`: 15-bit activations (two int8
- * terms, twice the dot products) instead of 8-bit. Returns 0, -1 if out of memory, -2 for a bad shape. */
+/* y [M, N] = act(norm(x) [M, K] @ dequant(W)^T + bias) + residual, where norm is the layer norm of each row
+ * with norm_w [K] and norm_b [K] (norm_w NULL: no norm; norm_b NULL: no bias), act is GELU if `gelu`, bias
+ * [N] and residual [M, N] are added if not NULL; `precise`: 15-bit activations (two int8 terms, twice the
+ * dot products) instead of 8-bit. Returns 0, -1 if out of memory, -2 for a bad shape. */
 int stylecond_int4_linear(const float *x, int64_t M, int64_t K, const uint8_t *packed,
                           const uint16_t *scale, const uint16_t *low, int64_t N, int64_t G,
-                          const float *bias, float *y, int precise, int num_threads) {
+                          const float *bias, float *y, int precise, int num_threads, const float *norm_w,
+                          const float *norm_b, float norm_eps, const float *residual, int gelu) {
     if (M < 1 || N < 16 || N % 16 || G < 16 || G % 16 || K % G) return -2;
     const int64_t ng = K / G;
-    if (ensure_scratch(2 * M * K, 2 * M * ng)) return -1;
+    if (ensure_scratch(2 * M * K, 2 * M * ng + (norm_w ? M * K : 0))) return -1;
     int8_t *xq = scratch_q;
     float *xs = scratch_f, *xsum = scratch_f + M * ng;
+    if (norm_w) {
+        float *normed = scratch_f + 2 * M * ng;
+        layer_norm_rows(x, M, K, norm_w, norm_b, norm_eps, normed);
+        x = normed;
+    }
     quantize_activations(x, M, K, G, precise, xq, xs, xsum);
 #pragma omp parallel for schedule(static) num_threads(num_threads)
     for (int64_t b = 0; b < N / 16; ++b) {
@@ -234,6 +284,7 @@ int stylecond_int4_linear(const float *x, int64_t M, int64_t K, const uint8_t *p
         float *yb = y + 16 * b;
         if (precise) TILES(1);
         else TILES(0);
+        if (gelu || residual) epilogue(yb, residual ? residual + 16 * b : NULL, M, N, gelu);
     }
     return 0;
 }

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from stylecond.kernels import native
+
 
 def causal_padding_mask(
     key_valid: Tensor | None, start: int, num_queries: int, device: torch.device
@@ -81,9 +83,14 @@ class SelfAttention(nn.Module):
         plain causal / full attention).
         With ``past = (keys, values)`` (each ``[B, H, max_len, Dh]``, preallocated), the new keys/values are
         written in place at ``start .. start+N-1`` and the queries attend to ``0 .. start+N-1`` (in the
-        cache's dtype when it differs from ``x``'s, e.g. a bfloat16 cache: half the bytes per step).
+        cache's dtype when it differs from ``x``'s, e.g. a bfloat16 cache: half the bytes per step). A single
+        position on the CPU runs on stylecond's decode-attention kernel where it can (:meth:`_native_step`).
         """
         b, n, d = x.shape
+        if past is not None and n == 1:
+            out = self._native_step(x, past, start, attn_mask)
+            if out is not None:
+                return out
         q, k, v = self.in_proj(x).split(d, dim=-1)
         q, k, v = self._heads(q), self._heads(k), self._heads(v)
         is_causal = False
@@ -99,6 +106,34 @@ class SelfAttention(nn.Module):
         p = self.dropout if self.training else 0.0
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p, is_causal=is_causal)
         return self.out_proj(out.transpose(1, 2).reshape(b, n, d).to(x.dtype))
+
+    def _native_step(
+        self, x: Tensor, past: tuple[Tensor, Tensor], start: int, attn_mask: Tensor | None
+    ) -> Tensor | None:
+        """One cached position ``x [B, 1, D]`` with the cache write and attention in one call of
+        stylecond's CPU kernel (:mod:`~stylecond.kernels.native`), or None where it does not apply (then
+        SDPA runs): not CPU float32 inference, a float mask, a head width that is not a multiple of 16 (or
+        > 512), a non-contiguous cache, or no kernel on this machine. ``attn_mask`` is None or the boolean
+        ``[B, 1, 1, >= start + 1]`` view of the keys' validity."""
+        keys, values = past
+        if (
+            x.device.type != "cpu"
+            or x.dtype != torch.float32
+            or keys.dtype not in (torch.float32, torch.bfloat16)
+            or self.head_dim % 16
+            or self.head_dim > 512
+            or not (keys.is_contiguous() and values.is_contiguous())
+            or (attn_mask is not None and (attn_mask.dtype != torch.bool or attn_mask.stride(-1) != 1))
+            or self.training
+            or (torch.is_grad_enabled() and x.requires_grad)
+        ):
+            return None
+        kernels = native.load()[0]
+        if kernels is None:
+            return None
+        qkv = self.in_proj(x[:, 0]).contiguous()  # [B, 3D]
+        out = kernels.decode_attention(qkv, keys, values, start, attn_mask, self.num_heads)  # [B, D]
+        return self.out_proj(out[:, None])
 
 
 class CrossAttention(nn.Module):

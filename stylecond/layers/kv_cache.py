@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from torch import Tensor
 
@@ -20,6 +21,8 @@ class KVCache:
         cross_mask: SDPA cross mask ``[B, 1, 1, Sc]`` or None.
         cross_any: ``[B, 1, 1]`` zeroing factor for samples without any valid cross key, or None.
         length: number of positions written so far.
+        native_step: the :class:`~stylecond.layers.native_step.NativeStep` of this cache once built, False
+            where it does not apply, None before the first single-position step.
     """
 
     keys: Tensor
@@ -30,6 +33,7 @@ class KVCache:
     cross_mask: Tensor | None = None
     cross_any: Tensor | None = None
     length: int = 0
+    native_step: Any = None
 
     @property
     def max_len(self) -> int:

@@ -11,6 +11,7 @@ from torch.utils.checkpoint import checkpoint
 
 from stylecond.layers.attention import causal_padding_mask, cross_masks, key_padding_mask
 from stylecond.layers.kv_cache import KVCache
+from stylecond.layers.native_step import NativeStep
 from stylecond.layers.transformer_layer import TransformerLayer
 from stylecond.utils.positions import Spacing, sinusoidal_embedding
 
@@ -173,6 +174,22 @@ class Transformer(nn.Module):
             cache.values[:, :, :, :p].index_copy_(1, rows, sub.values)
         cache.length = p
 
+    def _native_step(self, x: Tensor, cache: KVCache) -> Tensor | None:
+        """One position ``x [B, 1, D]`` through every layer in one native call (:mod:`.native_step`), or
+        None where that does not apply (then the layers run one by one)."""
+        if x.dtype != torch.float32 or (torch.is_grad_enabled() and x.requires_grad):
+            return None
+        if cache.native_step is None:  # built once per cache (its pointers are the cache's and weights')
+            cache.native_step = NativeStep.build(self, cache) or False
+        if not cache.native_step:
+            return None
+        start = cache.length
+        if start + 1 > cache.max_len:
+            raise ValueError(f"KV cache full: {start} + 1 positions > max_len={cache.max_len}")
+        h = cache.native_step(x[:, 0] + cache.positions[start], start)
+        cache.length = start + 1
+        return h[:, None]
+
     def forward(
         self,
         x: Tensor,
@@ -190,13 +207,19 @@ class Transformer(nn.Module):
         With ``cache``: the N positions continue the cache (which holds key validity and cross keys).
         """
         n = x.shape[1]
+        if cache is not None and n == 1 and not self.training:
+            h = self._native_step(x, cache)
+            if h is not None:
+                return self.out_norm(h)
         if cache is not None:
             start = cache.length
             if start + n > cache.max_len:
                 raise ValueError(f"KV cache full: {start} + {n} positions > max_len={cache.max_len}")
             pos = cache.positions[start : start + n]
             attn_mask = causal_padding_mask(cache.key_valid, start, n, x.device)
-            if attn_mask is not None:  # additive form once per call instead of one conversion per layer
+            # one position: the boolean validity view (the CPU decode kernel reads it; SDPA takes it too);
+            # else the additive form once per call instead of one conversion per layer
+            if attn_mask is not None and n > 1:
                 mask_dtype = cache.keys.dtype  # attention runs in the cache's dtype
                 attn_mask = torch.zeros(attn_mask.shape, dtype=mask_dtype, device=x.device).masked_fill_(
                     ~attn_mask, float("-inf")

@@ -165,6 +165,18 @@ class Int4Linear(_LowBitLinear):
         )
         return y.view(*x.shape[:-1], self.out_features)
 
+    def native_int4(self) -> native.Int4Layer | None:
+        """This layer for ``cpu_decode.c`` (raw pointers to its buffers: valid while they are), or None on
+        torch's kernel."""
+        if self.kernel != "native":
+            return None
+        b: dict[str, Tensor] = self._buffers  # type: ignore[assignment]
+        return native.Int4Layer(
+            b["packed"].data_ptr(), b["scale"].data_ptr(), b["low"].data_ptr(),
+            None if self.bias is None else self.bias.data_ptr(), self.out_features, self.in_features,
+            self.group_size, int(self.activation_bits == 16),
+        )  # fmt: skip
+
     def _matmul(self, x: Tensor) -> Tensor:
         packed, scales = self.get_buffer("packed"), self.get_buffer("scales_and_zeros")
         return torch.ops.aten._weight_int4pack_mm_for_cpu(x, packed, self.group_size, scales)
