@@ -148,7 +148,9 @@ class NativeStep:
         cache = self.cache
         width = cache.keys.shape[2] * cache.keys.shape[4]
         if tuple(x.shape) != (cache.batch_size, width):
-            raise ValueError(f"native step: x must be [B={cache.batch_size}, D={width}], got {tuple(x.shape)}")
+            raise ValueError(
+                f"native step: x must be [B={cache.batch_size}, D={width}], got {tuple(x.shape)}"
+            )
         out = x.float().contiguous().clone()
         self.kernels.decode_layers(
             self.layers, out, num_heads=self.num_heads, max_len=cache.max_len, pos=pos,

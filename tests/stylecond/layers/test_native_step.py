@@ -89,5 +89,8 @@ def test_native_step_is_built_only_for_native_int4_linears(monkeypatch) -> None:
         q = quantize(lm, "int4", group_size=32, kernel=kernel)  # type: ignore[arg-type]
         _, state, _ = _decode(q, monkeypatch, step=True, attention=True)
         assert isinstance(state.cache.native_step, NativeStep) is built
+        if built:  # the plan's pointers are sized for the cache: another batch is an error, not a bad read
+            with pytest.raises(ValueError, match=r"x must be \[B=3, D=64\]"):
+                state.cache.native_step(torch.zeros(2, 64), 11)
         with pytest.raises(ValueError, match="max_steps=12"):
             q.step(torch.zeros(3, 2, 1, dtype=torch.long), state)
