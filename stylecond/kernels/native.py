@@ -181,6 +181,21 @@ class NativeKernels:
         return out
 
 
+def decode_cache_fits(keys: Tensor, values: Tensor) -> bool:
+    """Whether the decode-attention kernel can read a KV cache (``[..., max_len, Dh]``): on the CPU,
+    float32 or bfloat16, contiguous, ``Dh`` a multiple of 16 and at most 512."""
+    head_dim = keys.shape[-1]
+    return (
+        keys.device.type == "cpu"
+        and keys.dtype in (torch.float32, torch.bfloat16)
+        and values.dtype == keys.dtype
+        and head_dim % 16 == 0
+        and head_dim <= 512
+        and keys.is_contiguous()
+        and values.is_contiguous()
+    )
+
+
 def _check_f32(t: Tensor, shape: tuple[int, ...], name: str) -> None:
     """The kernels read raw pointers: a wrong shape, dtype or layout must be an error, not a bad read."""
     if t.dtype != torch.float32 or not t.is_contiguous() or tuple(t.shape) != shape or t.device.type != "cpu":

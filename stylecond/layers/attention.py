@@ -119,10 +119,7 @@ class SelfAttention(nn.Module):
         if (
             x.device.type != "cpu"
             or x.dtype != torch.float32
-            or keys.dtype not in (torch.float32, torch.bfloat16)
-            or self.head_dim % 16
-            or self.head_dim > 512
-            or not (keys.is_contiguous() and values.is_contiguous())
+            or not native.decode_cache_fits(keys, values)
             or (attn_mask is not None and (attn_mask.dtype != torch.bool or attn_mask.stride(-1) != 1))
             or self.training
             or (torch.is_grad_enabled() and x.requires_grad)

@@ -83,12 +83,8 @@ class NativeStep:
         dim = heads * head_dim
         if (
             kernels is None
-            or cache.keys.device.type != "cpu"
             or cache.positions.dtype != torch.float32
-            or cache.keys.dtype not in (torch.float32, torch.bfloat16)
-            or head_dim % 16
-            or head_dim > 512
-            or not (cache.keys.is_contiguous() and cache.values.is_contiguous())
+            or not native.decode_cache_fits(cache.keys, cache.values)
             or n_layers != len(transformer.layers)
         ):
             return None
