@@ -221,9 +221,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def ours_runner(lm: MusicLM, steps: int, batch: int) -> Runner:
+def ours_runner(lm: MusicLM, steps: int, batch: int, cuda_graph: bool | None = None) -> Runner:
     """A warmed-up closure running ``steps`` double-CFG decoding steps; it returns (steady seconds per
-    step, seconds to the first token including the conditioning prefix). Runs on ``lm``'s device."""
+    step, seconds to the first token including the conditioning prefix). Runs on ``lm``'s device
+    (``cuda_graph``: see ``generate_codes``)."""
     device = next(lm.parameters()).device
     g = torch.Generator(device=device).manual_seed(0)
     conditions = {
@@ -250,6 +251,7 @@ def ours_runner(lm: MusicLM, steps: int, batch: int) -> Runner:
             num_frames=n,
             generator=g,
             progress=lambda done, total: (_sync(device), stamps.append(time.perf_counter())),
+            cuda_graph=cuda_graph,
         )
         return (stamps[-1] - stamps[0]) / max(len(stamps) - 1, 1), stamps[0] - t0
 

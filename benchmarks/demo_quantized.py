@@ -5,9 +5,11 @@ its exported model, once as exported (float32) and once per quantization mode, a
 the change of every cell. The float32 table equals ``demo_out/results.md`` (a check that this is the
 demo's grid). ``--noise-floor N`` also reruns float32 with N other sampling seeds (same references and
 prompts): how much a cell moves when only the sampled tokens change, the scale to read the deltas on.
-Usage, after ``make demo``::
+``--seeds S`` pools every table over S sampling seeds (S x 24 clips per cell, the same seeds for float32
+and the quantized LM): the demo's 24 clips cannot resolve a change of 0.05. Usage, after ``make demo``::
 
     python benchmarks/demo_quantized.py --demo demo_out --modes int4
+    python benchmarks/demo_quantized.py --demo demo_out --modes int4 --seeds 4 --noise-floor 1
 """
 
 from __future__ import annotations
@@ -50,6 +52,24 @@ def table(demo: Path, variant: str | None, seed: int, sampling_offset: int = 0) 
         return stage_classify(state)
 
 
+def _pool(values: list[float | None], counts: list[int]) -> float | None:
+    """The fraction over all the clips of cells with fractions ``values`` of ``counts`` clips each."""
+    if any(v is None for v in values):
+        return None
+    return sum(float(v or 0.0) * n for v, n in zip(values, counts)) / sum(counts)
+
+
+def pooled(demo: Path, variant: str | None, seed: int, offsets: list[int]) -> list[Row]:
+    """:func:`table` over several sampling-seed offsets, each cell pooled over all its clips."""
+    tables = [table(demo, variant, seed, offset) for offset in offsets]
+    rows = []
+    for cells in zip(*tables):
+        counts = [c.n for c in cells]
+        rows.append(replace(cells[0], n=sum(counts), to_audio=_pool([c.to_audio for c in cells], counts),
+                            to_text=_pool([c.to_text for c in cells], counts)))  # fmt: skip
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--demo", type=Path, default=Path("demo_out"), help="make demo's output folder")
@@ -57,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="the demo's --seed (default 0)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--noise-floor", type=int, default=0, help="float32 reruns with other sampling seeds")
+    parser.add_argument("--seeds", type=int, default=1, help="sampling seeds pooled into every table")
     args = parser.parse_args(argv)
+    if args.seeds < 1 or args.noise_floor < 0:
+        parser.error(f"--seeds must be >= 1 and --noise-floor >= 0; got {args.seeds} and {args.noise_floor}")
     modes = [m for m in args.modes.split(",") if m]
     for m in modes:
         if m not in VARIANTS:
@@ -65,10 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.demo / "model" / "config.yaml").is_file():
         parser.error(f"--demo: {args.demo / 'model'} is not an export (run make demo first)")
     torch.set_num_threads(args.threads)
-    reference = table(args.demo, None, args.seed)
-    runs = [(m, table(args.demo, m, args.seed)) for m in modes]
+
+    def offsets(j: int) -> list[int]:  # the j-th set of sampling-seed offsets (0: the demo's own seeds)
+        return [1000 * (j * args.seeds + r) for r in range(args.seeds)]
+
+    reference = pooled(args.demo, None, args.seed, offsets(0))
+    runs = [(m, pooled(args.demo, m, args.seed, offsets(0))) for m in modes]
     runs += [
-        (f"fp32 seed+{1000 * i}", table(args.demo, None, args.seed, 1000 * i))
+        (f"fp32 seed+{offsets(i)[0]}", pooled(args.demo, None, args.seed, offsets(i)))
         for i in range(1, args.noise_floor + 1)
     ]
     for name, rows in runs:

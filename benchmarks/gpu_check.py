@@ -7,7 +7,8 @@
   Reports steps/s, tokens/s and the peak GPU memory of the timed steps.
 - LM training step: ``benchmarks/bench_train.py``'s step (forward, loss, backward, AdamW) at bf16-mixed
   against ``transformers.MusicgenForCausalLM``'s at the same size and batch.
-- Decoding: ``benchmarks/bench_generate.py``'s double-CFG step of a bf16 MusicLM against
+- Decoding: ``benchmarks/bench_generate.py``'s double-CFG step of a bf16 MusicLM, eager and replayed
+  from CUDA graphs (the GPU default, ``stylecond.lm.static_step``), against
   ``transformers.MusicgenForCausalLM.generate`` of the same size, ms per step.
 
 Usage, from the repository root:
@@ -194,14 +195,22 @@ def decode_check(args: argparse.Namespace) -> dict[str, str]:
     size = args.lm_size or "small"
     ours = build_ours(size, "bf16").to(args.device)
     hf = build_hf(size, "bf16").to(args.device)
-    run_ours, run_hf = ours_runner(ours, args.decode_steps, 1), hf_runner(hf, args.decode_steps, 1)
-    best_ours = min(run_ours()[0] for _ in range(2))
-    best_hf = min(run_hf()[0] for _ in range(2))
-    return {
-        f"decode {size} bf16, double CFG (3 x 1 rows): ours ms/step": f"{1e3 * best_ours:.2f}",
-        "decode: transformers MusicgenForCausalLM ms/step": f"{1e3 * best_hf:.2f}",
-        "decode: transformers / ours": f"{best_hf / best_ours:.2f}x",
-    }
+    cuda = args.device == "cuda"
+    runners = {"eager": ours_runner(ours, args.decode_steps, 1, cuda_graph=False),
+               "hf": hf_runner(hf, args.decode_steps, 1)}  # fmt: skip
+    if cuda:  # the default on a GPU: the step replayed from CUDA graphs (stylecond.lm.static_step)
+        runners["graphs"] = ours_runner(ours, args.decode_steps, 1, cuda_graph=True)
+    best = {name: min(run()[0] for _ in range(2)) for name, run in runners.items()}
+    rows = {
+        f"decode {size} bf16, double CFG (3 x 1 rows), {args.decode_steps} steps: ours eager ms/step": f"{1e3 * best['eager']:.2f}",
+        "decode: transformers MusicgenForCausalLM ms/step": f"{1e3 * best['hf']:.2f}",
+        "decode: transformers / ours eager": f"{best['hf'] / best['eager']:.2f}x",
+    }  # fmt: skip
+    if cuda:
+        rows["decode: ours with CUDA graphs ms/step"] = f"{1e3 * best['graphs']:.2f}"
+        rows["decode: transformers / ours with CUDA graphs"] = f"{best['hf'] / best['graphs']:.2f}x"
+        rows["decode: eager / CUDA graphs"] = f"{best['eager'] / best['graphs']:.2f}x"
+    return rows
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from stylecond.audio import AudioError, AudioWriter, audio_format, load_audio, save_audio
@@ -58,6 +59,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "int8: 8-bit weights; int8-dynamic: fbgemm). Changes the numbers slightly.",
     )
     parser.add_argument(
+        "--device",
+        default="cpu",
+        help="Where to generate: cpu (default), cuda or cuda:N. On a GPU the decoding step is replayed from "
+        "CUDA graphs.",
+    )
+    parser.add_argument(
         "--stream",
         action="store_true",
         help="Write the audio while it is generated (1 s chunks, crossfaded joins) and print the time to first audio.",
@@ -75,6 +82,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "eval_q, excerpt_length, cfg_coef, cfg_coef_beta ('none' = plain CFG), top_k, top_p, temperature, "
         "duration, seed.",
     )
+
+
+def _device(name: str, quantize_mode: str | None) -> torch.device:
+    """The ``--device`` to generate on; ValueError naming the flag when it cannot be used."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"--device: {name!r} is not a device (cpu, cuda or cuda:N)") from err
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device must be cpu, cuda or cuda:N; got {name!r}")
+    if device.type == "cuda":
+        if quantize_mode is not None:
+            raise ValueError("--quantize runs on stylecond's CPU kernels: use it with --device cpu")
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {name}: torch sees no CUDA GPU (torch.cuda.is_available() is False)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+    return device
 
 
 def _check_out(out: Any, where: str) -> None:
@@ -217,7 +242,10 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         requests = _requests(args)
-        model = StyleMusicGen.from_pretrained(args.model, revision=args.revision, **trust_kwargs(args))
+        device = _device(args.device, args.quantize)
+        model = StyleMusicGen.from_pretrained(
+            args.model, revision=args.revision, map_location=device, **trust_kwargs(args)
+        )
         if args.quantize is not None:
             model.lm = quantize(model.lm, args.quantize, inplace=True)
     except (ValueError, FileNotFoundError, OSError) as err:

@@ -53,6 +53,7 @@ def _decode(
     fuser: ConditionFuser | None = None,
     generator: torch.Generator | None = None,
     progress: Progress | None = None,
+    cuda_graph: bool | None = None,
 ) -> Iterator[tuple[Tensor, int]]:
     """The decoding loop of :func:`generate_codes`: yields ``(seq [B, K, S], steps)`` once prepared and after
     each sampled step, where the first ``steps`` pattern steps of ``seq`` are final (arguments as there).
@@ -119,7 +120,9 @@ def _decode(
         prefix, cross = fused.prefix, fused.cross
     # Ids were validated once above (prompt) and come from the sampler (< card) or the special id after:
     # no per-step range check (it costs two host syncs per step).
-    state = lm.init_state(n_br * b, s_total - 1, prefix=prefix, cross=cross, check_ids=False)
+    state = lm.init_state(
+        n_br * b, s_total - 1, prefix=prefix, cross=cross, check_ids=False, cuda_graph=cuda_graph
+    )
     seq = template.repeat(n_br, 1, 1)  # [nB, K, S]
     seq_view = seq.view(n_br, b, k, s_total)
     logits = lm.step(seq[:, :, :n_prefill], state)  # predicts step n_prefill
@@ -148,6 +151,7 @@ def generate_codes(
     fuser: ConditionFuser | None = None,
     generator: torch.Generator | None = None,
     progress: Progress | None = None,
+    cuda_graph: bool | None = None,
 ) -> Tensor:
     """Generate ``codes [B, K, num_frames]`` with the LM's KV cache and the sampler's guidance.
 
@@ -164,10 +168,12 @@ def generate_codes(
             (every condition as prefix tokens, style first, then text).
         generator: random generator for sampling.
         progress: called as ``progress(steps_done, steps_total)`` after each decoding step.
+        cuda_graph: replay CUDA graphs of the decoding step (None = when the LM is on a CUDA device; see
+            ``MusicLM.init_state``).
     """
     decoding = _decode(lm, conditions=conditions, sampler=sampler, num_frames=num_frames,
                        prompt_codes=prompt_codes, batch_size=batch_size, fuser=fuser, generator=generator,
-                       progress=progress)  # fmt: skip
+                       progress=progress, cuda_graph=cuda_graph)  # fmt: skip
     seq, _ = deque(decoding, maxlen=1)[0]  # run the loop to its end, keep the last state
     codes, _ = lm.pattern.revert_codes(seq, num_frames=num_frames)
     return codes

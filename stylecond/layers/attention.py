@@ -75,7 +75,8 @@ class SelfAttention(nn.Module):
         *,
         attn_mask: Tensor | None,
         past: tuple[Tensor, Tensor] | None = None,
-        start: int = 0,
+        start: int | Tensor = 0,
+        span: int | None = None,
     ) -> Tensor:
         """``x [B, N, D]`` -> ``[B, N, D]``.
 
@@ -85,16 +86,24 @@ class SelfAttention(nn.Module):
         written in place at ``start .. start+N-1`` and the queries attend to ``0 .. start+N-1`` (in the
         cache's dtype when it differs from ``x``'s, e.g. a bfloat16 cache: half the bytes per step). A single
         position on the CPU runs on stylecond's decode-attention kernel where it can (:meth:`_native_step`).
+        A static step (fixed shapes, no host values: CUDA graphs) passes ``start`` as the long positions
+        ``[N]`` on the device and ``span``: the keys ``0 .. span-1`` are attended under ``attn_mask``, which
+        must hide the unwritten ones.
         """
         b, n, d = x.shape
-        if past is not None and n == 1:
+        if past is not None and n == 1 and isinstance(start, int):
             out = self._native_step(x, past, start, attn_mask)
             if out is not None:
                 return out
         q, k, v = self.in_proj(x).split(d, dim=-1)
         q, k, v = self._heads(q), self._heads(k), self._heads(v)
         is_causal = False
-        if past is not None:
+        if past is not None and isinstance(start, Tensor):
+            keys, values = past
+            keys.index_copy_(2, start, k.to(keys.dtype))
+            values.index_copy_(2, start, v.to(values.dtype))
+            k, v, q = keys[:, :, :span], values[:, :, :span], q.to(keys.dtype)
+        elif past is not None:
             keys, values = past
             end = start + n
             keys[:, :, start:end].copy_(k)

@@ -190,6 +190,34 @@ class Transformer(nn.Module):
         cache.length = start + 1
         return h[:, None]
 
+    def static_step(self, x: Tensor, cache: KVCache, pos: Tensor, span: int) -> Tensor:
+        """One position ``x [B, 1, D]`` (embedded, no positions) written at the cache position ``pos`` (long
+        ``[1]``, on the device) and attending to the keys ``0 .. span-1`` -> ``[B, 1, D]`` (after the final norm).
+
+        Shapes depend on ``span`` only and nothing is read back to the host, so one CUDA graph of the step
+        serves every position below ``span``. ``cache.length`` is left to the caller. The keys and values
+        after ``pos`` must be finite (zero them once): masked keys still enter SDPA's products.
+        """
+        if x.shape[1] != 1 or not 0 < span <= cache.max_len:
+            raise ValueError(f"static step: x must be [B, 1, D] and span in 1..{cache.max_len}, got "
+                             f"{tuple(x.shape)} and {span}")  # fmt: skip
+        attn_mask = torch.arange(span, device=x.device)[None, :] <= pos  # [1, span]
+        if cache.key_valid is not None:
+            attn_mask = attn_mask & cache.key_valid[:, :span]
+        h = x + cache.positions.index_select(0, pos).to(x.dtype)
+        for i, layer in enumerate(self.layers):
+            h = layer(
+                h,
+                attn_mask=attn_mask[:, None, None, :],  # [B or 1, 1, 1, span]
+                past=(cache.keys[i], cache.values[i]),
+                start=pos,
+                span=span,
+                cross_kv=cache.cross_kv[i] if cache.cross_kv is not None else None,
+                cross_mask=cache.cross_mask,
+                cross_any=cache.cross_any,
+            )
+        return self.out_norm(h)
+
     def forward(
         self,
         x: Tensor,

@@ -61,14 +61,15 @@ class TransformerLayer(nn.Module):
         *,
         attn_mask: Tensor | None,
         past: tuple[Tensor, Tensor] | None = None,
-        start: int = 0,
+        start: int | Tensor = 0,
+        span: int | None = None,
         cross_kv: tuple[Tensor, Tensor] | None = None,
         cross_mask: Tensor | None = None,
         cross_any: Tensor | None = None,
     ) -> Tensor:
         # dropout is the identity in eval: skip its call there (decoding runs this ~24 times per step)
         drop = self.drop if self.training else _identity
-        x = x + drop(self.self_attn(self.norm1(x), attn_mask=attn_mask, past=past, start=start))
+        x = x + drop(self.self_attn(self.norm1(x), attn_mask=attn_mask, past=past, start=start, span=span))
         if cross_kv is not None and self.cross_attn is not None and self.norm_cross is not None:
             x = x + drop(self.cross_attn(self.norm_cross(x), cross_kv, cross_mask, cross_any))
         return x + drop(self.linear2(F.gelu(self.linear1(self.norm2(x)))))

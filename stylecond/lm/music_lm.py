@@ -30,6 +30,8 @@ from stylecond.conditioners.types import ConditionTensors
 from stylecond.layers.transformer import Transformer
 from stylecond.lm.outputs import DecodeState, LMOutput, LossOutput
 from stylecond.lm.patterns import CodebookPattern, DelayPattern
+from stylecond.lm.static_step import DEFAULT_BUCKET, StaticStep
+from stylecond.utils.distributed import is_sharded
 
 __all__ = ["DecodeState", "LMOutput", "LossOutput", "MusicLM"]
 
@@ -207,9 +209,10 @@ class MusicLM(L.LightningModule):
             self.__dict__["_fused_heads_cache"] = cached
         return cached[1]
 
-    def _last_logits(self, h: Tensor) -> Tensor:
-        """``h [B, N, dim]`` -> logits of the last position ``[B, K, card]`` (one fused GEMV when possible)."""
-        w = self._fused_heads()
+    def _last_logits(self, h: Tensor, fused: Tensor | None = None) -> Tensor:
+        """``h [B, N, dim]`` -> logits of the last position ``[B, K, card]`` (one fused GEMV when possible;
+        ``fused``: the :meth:`_fused_heads` weight to use, default the current one)."""
+        w = fused if fused is not None else self._fused_heads()
         if w is None:
             return self._logits(h[:, -1:])[:, :, 0]
         return F.linear(h[:, -1], w).view(h.shape[0], self.num_codebooks, self.card)
@@ -301,6 +304,7 @@ class MusicLM(L.LightningModule):
         dtype: torch.dtype | None = None,
         kv_dtype: torch.dtype | None = None,
         check_ids: bool = True,
+        cuda_graph: bool | None = None,
     ) -> DecodeState:
         """Allocate the KV cache for ``max_steps`` pattern steps and run ``prefix`` (if any) into it.
 
@@ -311,12 +315,18 @@ class MusicLM(L.LightningModule):
         ``condition_masks`` is off).
         ``check_ids=False`` makes :meth:`step` skip the id range check (two host syncs per step): only for
         callers whose tokens are already validated (e.g. ``generate_codes``); shapes are still checked.
+        ``cuda_graph`` (None = on for a model whole on a CUDA device, not FSDP-sharded): single-position steps replay CUDA graphs
+        of the step (:mod:`stylecond.lm.static_step`), captured as the cache fills; prompts still run eagerly.
         """
         if max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+        device = next(self.parameters()).device
+        sharded = is_sharded(self)  # FSDP gathers the weights in hooks around every forward: no graphs
+        if cuda_graph and (device.type != "cuda" or sharded):
+            why = "its parameters are FSDP-sharded" if sharded else f"it is on {device}"
+            raise ValueError(f"cuda_graph=True needs the model whole on a CUDA device; {why}")
         self._check_conditions(batch_size, prefix, cross)
         dtype = dtype or next(p.dtype for p in self.parameters() if p.is_floating_point())
-        device = next(self.parameters()).device
         p = 0 if prefix is None else prefix.embeddings.shape[1]
         long = p + max_steps >= KV_CACHE_DTYPE_MIN_LEN
         kv_dtype = kv_dtype or (self.kv_cache_dtype if long else None) or dtype
@@ -334,7 +344,27 @@ class MusicLM(L.LightningModule):
             active = prefix.mask.to(device).any(dim=1) | (not self.condition_masks)
             rows = None if bool(active.all()) else active.nonzero().flatten()
             self.transformer.prefill(prefix.embeddings.to(device=device, dtype=dtype), cache, rows=rows)
-        return DecodeState(cache=cache, max_steps=max_steps, prefix_len=p, check_ids=check_ids, dtype=dtype)
+        state = DecodeState(cache=cache, max_steps=max_steps, prefix_len=p, check_ids=check_ids, dtype=dtype)
+        if cuda_graph or (cuda_graph is None and device.type == "cuda" and not sharded):
+            state.static_step = self.make_static_step(state, cuda_graphs=True)
+        return state
+
+    def make_static_step(
+        self, state: DecodeState, *, cuda_graphs: bool, bucket: int = DEFAULT_BUCKET
+    ) -> StaticStep:
+        """The fixed-shape decoding step over ``state``'s cache (see :mod:`stylecond.lm.static_step`):
+        CUDA graphs with ``cuda_graphs``, else the same step run eagerly. :meth:`init_state` sets it as
+        ``state.static_step`` on CUDA."""
+        cache, dtype = state.cache, state.dtype or state.cache.keys.dtype
+        fused = self._fused_heads()  # held by the closure: a captured graph reads it by address
+
+        def step_fn(tokens: Tensor, pos: Tensor, span: int) -> Tensor:
+            h = self.transformer.static_step(self._embed(tokens).to(dtype), cache, pos, span)
+            return self._last_logits(h, fused)
+
+        return StaticStep(
+            step_fn, cache, num_codebooks=self.num_codebooks, cuda_graphs=cuda_graphs, bucket=bucket
+        )
 
     @torch.no_grad()
     def step(self, tokens: Tensor, state: DecodeState) -> Tensor:
@@ -355,5 +385,7 @@ class MusicLM(L.LightningModule):
             raise ValueError(
                 f"step would feed {state.offset + tokens.shape[2]} steps > max_steps={state.max_steps}"
             )
+        if state.static_step is not None and tokens.shape[2] == 1 and not self.training:
+            return state.static_step(tokens)
         h = self.transformer(self._embed(tokens).to(state.dtype or state.cache.keys.dtype), cache=state.cache)
         return self._last_logits(h)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -31,13 +32,15 @@ class DecodeState:
     """Incremental decoding state: the KV cache (prefix already in it) and the step budget.
 
     ``check_ids=False``: :meth:`MusicLM.step` trusts the token ids (validated once by the caller);
-    ``dtype``: the activations' (None = the cache's)."""
+    ``dtype``: the activations' (None = the cache's); ``static_step``: the
+    :class:`~stylecond.lm.static_step.StaticStep` that runs single-position steps (CUDA graphs), or None."""
 
     cache: KVCache
     max_steps: int
     prefix_len: int
     check_ids: bool = True
     dtype: torch.dtype | None = None
+    static_step: Any = None
 
     @property
     def offset(self) -> int:

@@ -15,6 +15,7 @@ from torch import Tensor
 from stylecond.audio import resample, save_audio
 from stylecond.generation.settings import SamplingSettings
 from stylecond.mel import MelSpectrogram
+from stylecond.utils.distributed import is_sharded
 
 #: preview name -> (use the texts, use the reference audio)
 CONDITIONS: dict[str, tuple[bool, bool]] = {
@@ -34,13 +35,6 @@ def spectrogram_image(wav: Tensor, sample_rate: int, *, n_mels: int = 80, top_db
     db = (db - db.max()).clamp_min(-top_db) / top_db + 1.0  # [0, 1]
     rgb = colormaps["magma"](db.flip(0).numpy())[..., :3]
     return (rgb * 255).round().astype(np.uint8)
-
-
-def is_sharded(module: torch.nn.Module) -> bool:
-    """Whether some parameter of ``module`` is sharded across ranks (FSDP2: a DTensor)."""
-    from torch.distributed.tensor import DTensor
-
-    return any(isinstance(p, DTensor) for p in module.parameters())
 
 
 class GenerationPreview(L.Callback):

@@ -70,3 +70,12 @@ def average_batchnorm_stats_(module: nn.Module) -> int:
     for t in stats:
         t.div_(world)
     return len(stats) // 2
+
+
+def is_sharded(module: nn.Module) -> bool:
+    """Whether some parameter of ``module`` is sharded across ranks (FSDP2: a DTensor)."""
+    if not dist.is_available():  # torch built without distributed: nothing can be sharded
+        return False
+    from torch.distributed.tensor import DTensor
+
+    return any(isinstance(p, DTensor) for p in module.parameters())

@@ -117,3 +117,34 @@ def test_unwritable_out_is_rejected_before_any_work(
         main(["generate", "--model", str(legacy_export_dir), "--text", "x", "--requests", str(requests)])
     assert exit_info.value.code == 2
     assert "r.jsonl:2: out" in capsys.readouterr().err and not (tmp_path / "a.wav").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--device", "tpu"], "--device: 'tpu' is not a device"),
+        (["--device", "meta"], "--device must be cpu, cuda or cuda:N; got 'meta'"),
+        (["--device", "cuda", "--quantize", "int4"], "--quantize runs on stylecond's CPU kernels"),
+    ]
+    + (
+        [] if torch.cuda.is_available() else [(["--device", "cuda"], "--device cuda: torch sees no CUDA GPU")]
+    ),
+)
+def test_bad_device_is_named_before_loading(
+    tmp_path: Path, flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _generate(tmp_path / "no-such-model", tmp_path / "x.wav", "--text", "x", *flags) == 2
+    err = capsys.readouterr().err
+    assert message in err and "no-such-model" not in err and not (tmp_path / "x.wav").exists()
+
+
+@pytest.mark.parametrize(
+    "device",
+    [
+        "cpu",
+        pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")),
+    ],
+)
+def test_device_flag_generates(legacy_export_dir: Path, tmp_path: Path, device: str) -> None:
+    assert _generate(legacy_export_dir, tmp_path / "out.wav", "--text", "jazz", "--device", device) == 0
+    assert sf.read(tmp_path / "out.wav")[0].shape[0] == int(0.3 * 16000)
