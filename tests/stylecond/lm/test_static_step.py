@@ -62,7 +62,9 @@ def test_static_step_errors() -> None:
     lm = _lm()
     state = lm.init_state(2, 3)
     assert state.static_step is None  # the CPU keeps its eager (and native) step by default
-    with pytest.raises(ValueError, match="cuda_graph=True needs the model whole on a CUDA device; it is on cpu"):
+    with pytest.raises(
+        ValueError, match="cuda_graph=True needs the model whole on a CUDA device; it is on cpu"
+    ):
         lm.init_state(2, 3, cuda_graph=True)
     with pytest.raises(ValueError, match="CUDA graphs need a KV cache on a CUDA device"):
         lm.make_static_step(state, cuda_graphs=True)
