@@ -10,7 +10,7 @@ download), then times:
   do_sample, top-k 250, KV cache).
 
 dtypes: ``fp32``, ``bf16`` (``.to(torch.bfloat16)``, KV cache in bf16) and the modes of the opt-in
-``stylecond.lm.quantize.quantize``: ``int4`` (4-bit weights, groups of 128 inputs; stylecond's kernel
+``stylecond.lm.quantize.quantize``: ``int4`` (4-bit weights, groups of 32 inputs; stylecond's kernel
 where it builds), ``int4-torch`` (the same on torch's packed kernel), ``int8`` (8-bit weights) and
 ``int8-dynamic`` (fbgemm). The transformers model is converted the same way, so each row's ratio
 compares like with like; the summary compares our fastest row with transformers' fp32 (its default) and
@@ -54,7 +54,7 @@ from stylecond.conditioners.types import ConditionTensors  # noqa: E402
 from stylecond.generation.generate import generate_codes  # noqa: E402
 from stylecond.generation.sampler import DoubleCFGSampler  # noqa: E402
 from stylecond.generation.settings import SamplingSettings  # noqa: E402
-from stylecond.lm.lowbit_linear import Int4Linear, Int8Linear  # noqa: E402
+from stylecond.lm.lowbit_linear import INT4_GROUP_SIZE, Int4Linear, Int8Linear  # noqa: E402
 from stylecond.lm.music_lm import MusicLM  # noqa: E402
 from stylecond.lm.presets import PRESETS  # noqa: E402
 
@@ -174,8 +174,8 @@ def measure_bandwidth(model: nn.Module, rows: int, repeats: int) -> float:
 
 
 def group_size(size: str) -> int:
-    """int4 groups of 128 inputs, or of the model width when it is narrower (the debug preset)."""
-    return min(128, PRESETS[size].dim)
+    """int4's default group (``INT4_GROUP_SIZE``), or the model width when it is narrower."""
+    return min(INT4_GROUP_SIZE, PRESETS[size].dim)
 
 
 def build_ours(size: str, name: str, compile_layers: bool = False) -> MusicLM:

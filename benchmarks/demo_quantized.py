@@ -33,12 +33,15 @@ from stylecond.demo.grid import stage_generate  # noqa: E402
 from stylecond.demo.report import Row, _fmt, stage_classify  # noqa: E402
 from stylecond.demo.settings import FULL, default_config  # noqa: E402
 from stylecond.demo.state import DemoState  # noqa: E402
+from stylecond.lm.lowbit_linear import INT4_GROUP_SIZE  # noqa: E402
 from stylecond.models.style_musicgen import StyleMusicGen  # noqa: E402
 
 
-def table(demo: Path, variant: str | None, seed: int, sampling_offset: int = 0) -> list[Row]:
-    """The demo grid's rows for the exported model, its LM quantized by ``variant`` (None: float32), its
-    sampling seeds shifted by ``sampling_offset``."""
+def table(
+    demo: Path, variant: str | None, seed: int, sampling_offset: int = 0, group_size: int = INT4_GROUP_SIZE
+) -> list[Row]:
+    """The demo grid's rows for the exported model, its LM quantized by ``variant`` (None: float32) in groups
+    of ``group_size`` inputs, its sampling seeds shifted by ``sampling_offset``."""
     with tempfile.TemporaryDirectory() as out:
         state = DemoState(out=Path(out), settings=FULL.with_seed(seed), config=default_config(),
                           console=Console(quiet=True))  # fmt: skip
@@ -46,7 +49,7 @@ def table(demo: Path, variant: str | None, seed: int, sampling_offset: int = 0) 
         state.settings = replace(state.settings, seed=seed + sampling_offset)
         model = StyleMusicGen.from_pretrained(demo / "model").eval()
         if variant is not None:
-            model.lm = quantize_variant(model.lm, variant, 128, inplace=True)
+            model.lm = quantize_variant(model.lm, variant, group_size, inplace=True)
         state.model, state.codec = model, model.codec
         stage_generate(state)
         return stage_classify(state)
@@ -59,9 +62,11 @@ def _pool(values: list[float | None], counts: list[int]) -> float | None:
     return sum(float(v or 0.0) * n for v, n in zip(values, counts)) / sum(counts)
 
 
-def pooled(demo: Path, variant: str | None, seed: int, offsets: list[int]) -> list[Row]:
+def pooled(
+    demo: Path, variant: str | None, seed: int, offsets: list[int], group_size: int = INT4_GROUP_SIZE
+) -> list[Row]:
     """:func:`table` over several sampling-seed offsets, each cell pooled over all its clips."""
-    tables = [table(demo, variant, seed, offset) for offset in offsets]
+    tables = [table(demo, variant, seed, offset, group_size) for offset in offsets]
     rows = []
     for cells in zip(*tables):
         counts = [c.n for c in cells]
@@ -78,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--noise-floor", type=int, default=0, help="float32 reruns with other sampling seeds")
     parser.add_argument("--seeds", type=int, default=1, help="sampling seeds pooled into every table")
+    parser.add_argument(
+        "--group-size", type=int, default=INT4_GROUP_SIZE, help="int4 group size (default: quantize's)"
+    )
     args = parser.parse_args(argv)
     if args.seeds < 1 or args.noise_floor < 0:
         parser.error(f"--seeds must be >= 1 and --noise-floor >= 0; got {args.seeds} and {args.noise_floor}")
@@ -93,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         return [1000 * (j * args.seeds + r) for r in range(args.seeds)]
 
     reference = pooled(args.demo, None, args.seed, offsets(0))
-    runs = [(m, pooled(args.demo, m, args.seed, offsets(0))) for m in modes]
+    runs = [(m, pooled(args.demo, m, args.seed, offsets(0), args.group_size)) for m in modes]
     runs += [
         (f"fp32 seed+{offsets(i)[0]}", pooled(args.demo, None, args.seed, offsets(i)))
         for i in range(1, args.noise_floor + 1)

@@ -27,6 +27,7 @@ from torch import Tensor  # noqa: E402
 from datamodules.synth import SynthStyles  # noqa: E402
 from stylecond.generation.generate import generate_codes  # noqa: E402
 from stylecond.generation.sampler import DoubleCFGSampler  # noqa: E402
+from stylecond.lm.lowbit_linear import INT4_GROUP_SIZE  # noqa: E402
 from stylecond.lm.quantize import QUANTIZE_MODES, quantize  # noqa: E402
 
 # what the benchmarks accept: quantize()'s modes (int4 on stylecond's kernel, 16-bit activations), int4
@@ -86,7 +87,7 @@ def conditions_for(model: Any, *, text: str, style: str, seed: int) -> dict[str,
 
 @torch.no_grad()
 def measure(model: Any, modes: list[str], *, steps: int = 200, seed: int = 0, text: str = "jazz",
-            style: str = "jazz", group_size: int = 128) -> list[Quality]:  # fmt: skip
+            style: str = "jazz", group_size: int = INT4_GROUP_SIZE) -> list[Quality]:  # fmt: skip
     """Quality of each quantization mode of ``model.lm`` against float32 (see the module docstring)."""
     model.eval()
     lm = model.lm

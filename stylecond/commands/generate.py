@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--quantize",
         choices=QUANTIZE_MODES,
         default=None,
-        help="Quantize the LM's linear layers for faster CPU decoding (int4: 4-bit weights in groups of 128; "
+        help="Quantize the LM's linear layers for faster CPU decoding (int4: 4-bit weights in groups of 32; "
         "int8: 8-bit weights; int8-dynamic: fbgemm). Changes the numbers slightly.",
     )
     parser.add_argument(

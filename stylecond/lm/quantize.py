@@ -3,8 +3,9 @@
 Decoding a :class:`~stylecond.lm.music_lm.MusicLM` on a CPU streams every linear weight once per step, so
 its speed is set by the bytes read. :func:`quantize` replaces each ``nn.Linear``:
 
-- ``"int4"``: 4-bit weights, one scale and offset per 128 inputs
-  (:class:`~stylecond.lm.lowbit_linear.Int4Linear`): 8x fewer bytes than float32; on stylecond's own
+- ``"int4"``: 4-bit weights, one scale and offset per 32 inputs (``INT4_GROUP_SIZE``, chosen by measurement
+  in :mod:`~stylecond.lm.lowbit_linear`; :class:`~stylecond.lm.lowbit_linear.Int4Linear`): 6.4x fewer
+  bytes than float32 (5 bits per weight); on stylecond's own
   kernel (activations quantized per call to two int8 terms, :mod:`~stylecond.kernels.native`) where the
   machine builds it, else on torch's packed kernel (bfloat16 activations);
 - ``"int8"``: int8 weights, one scale per output channel, bfloat16 activations
@@ -15,14 +16,15 @@ its speed is set by the bytes read. :func:`quantize` replaces each ``nn.Linear``
 Embeddings (only K rows are read per step) and layer norms stay float32, and so do the K output heads
 (a module named ``heads``) unless ``quantize_heads=True``. Measured on the demo model
 (``benchmarks/quality_guard.py``, 200 guided steps, two seeds): keeping the heads in float32 cut the mean
-KL to float32 from 0.011-0.013 to 0.006-0.007 nats (int4) and from 0.009-0.010 to 0.001 (int8); at the
+KL to float32 from 0.011-0.013 to 0.006-0.007 nats (int4, groups of 128) and from 0.009-0.010 to 0.001 (int8); at the
 small size they are 3 % of the weights, about 1.6 ms of a step in float32. The KV cache of a generation of
 512 positions or more (~10 s) is kept in bfloat16 (attention runs in bfloat16 over it): on the demo model
-the KL to float32 moved by < 0.0002 nats (int4: 0.0063 -> 0.0064, 0.0069 -> 0.0069 over two seeds), and a
+the KL to float32 moved by < 0.0002 nats (int4 in groups of 128: 0.0063 -> 0.0064, 0.0069 -> 0.0069 over two
+seeds), and a
 10 s generation at the small size decodes ~20 % faster (35-38 -> 29-32 ms/step); shorter ones stay
 float32, measured faster there (``stylecond.lm.music_lm.KV_CACHE_DTYPE_MIN_LEN``). int4 runs on
 stylecond's kernel with 16-bit activations by default: 8-bit ones (``activation_bits=8``) make the small
-LM's step ~15 % faster but doubled the KL (0.0133, 0.0175). It changes the numbers (not bit-exact with
+LM's step ~15 % faster but double the KL (0.0081 against 0.0034 in groups of 32). It changes the numbers (not bit-exact with
 float32): use it for inference only. ``benchmarks/bench_generate.py`` measures speed and the agreement
 with float32 decoding.
 """
@@ -36,7 +38,7 @@ from typing import Literal, TypeVar, get_args
 import torch
 from torch import nn
 
-from stylecond.lm.lowbit_linear import ActivationBits, Int4Kernel, Int4Linear, Int8Linear
+from stylecond.lm.lowbit_linear import INT4_GROUP_SIZE, ActivationBits, Int4Kernel, Int4Linear, Int8Linear
 from stylecond.lm.music_lm import MusicLM
 
 __all__ = ["QUANTIZE_MODES", "QuantizeMode", "quantize", "quantize_int8"]
@@ -107,7 +109,7 @@ def quantize(
     model: M,
     mode: QuantizeMode,
     *,
-    group_size: int = 128,
+    group_size: int = INT4_GROUP_SIZE,
     quantize_heads: bool = False,
     inplace: bool = False,
     kernel: Int4Kernel = "auto",
