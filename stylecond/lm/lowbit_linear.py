@@ -26,12 +26,11 @@ Int4Kernel = Literal["auto", "native", "torch"]
 ActivationBits = Literal[8, 16]
 INT4_KERNELS: tuple[str, ...] = ("auto", "native", "torch")
 
-#: int4's default inputs per scale group. Measured on the demo model (``benchmarks/demo_quantized.py
-#: --seeds 8``, 192 clips per cell): the largest drop of a style-classifier cell against float32 was 0.09
-#: with groups of 128, 0.06 with 64 and 0.04 with 32 (mean KL 0.0063, 0.0038, 0.0034 nats); at the small size
-#: groups of 32 cost ~8 % more time per step than 128 (small: 17.5 against 16.2 ms, medium: 57.3 against 52.9,
-#: medians of interleaved runs).
-#: llama.cpp's 4-bit formats use blocks of 32 too.
+#: int4's default inputs per scale group. Measured on the demo model (``benchmarks/demo_quantized.py --seeds
+#: 8``, 192 clips per cell): the largest drop of a style-classifier cell against float32 was 0.09 with groups
+#: of 128, 0.06 with 64 and 0.04 with 32 (mean KL 0.0063 from an earlier run, 0.0038, 0.0034 nats). At the
+#: small and medium sizes groups of 32 cost ~8 % more time per step than 128 (small: 17.5 against 16.2 ms,
+#: medium: 57.3 against 52.9, medians of interleaved runs). llama.cpp's 4-bit formats use blocks of 32 too.
 INT4_GROUP_SIZE = 32
 
 

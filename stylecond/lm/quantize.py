@@ -13,18 +13,18 @@ its speed is set by the bytes read. :func:`quantize` replaces each ``nn.Linear``
 - ``"int8-dynamic"``: ``torch.ao.quantization.quantize_dynamic`` (fbgemm): int8 weights, activations
   quantized on the fly at each call.
 
-Embeddings (only K rows are read per step) and layer norms stay float32, and so do the K output heads
-(a module named ``heads``) unless ``quantize_heads=True``. Measured on the demo model
+Embeddings (only K rows are read per step) and layer norms stay float32, and so do the K output heads (a
+module named ``heads``) unless ``quantize_heads=True``. Measured on the demo model
 (``benchmarks/quality_guard.py``, 200 guided steps, two seeds): keeping the heads in float32 cut the mean
-KL to float32 from 0.011-0.013 to 0.006-0.007 nats (int4, groups of 128) and from 0.009-0.010 to 0.001 (int8); at the
-small size they are 3 % of the weights, about 1.6 ms of a step in float32. The KV cache of a generation of
-512 positions or more (~10 s) is kept in bfloat16 (attention runs in bfloat16 over it): on the demo model
-the KL to float32 moved by < 0.0002 nats (int4 in groups of 128: 0.0063 -> 0.0064, 0.0069 -> 0.0069 over two
-seeds), and a
-10 s generation at the small size decodes ~20 % faster (35-38 -> 29-32 ms/step); shorter ones stay
-float32, measured faster there (``stylecond.lm.music_lm.KV_CACHE_DTYPE_MIN_LEN``). int4 runs on
-stylecond's kernel with 16-bit activations by default: 8-bit ones (``activation_bits=8``) make the small
-LM's step ~15 % faster but double the KL (0.0081 against 0.0034 in groups of 32). It changes the numbers (not bit-exact with
+KL to float32 from 0.011-0.013 to 0.006-0.007 nats (int4, groups of 128) and from 0.009-0.010 to 0.001
+(int8); at the small size they are 3 % of the weights, about 1.6 ms of a step in float32. The KV cache of
+a generation of 512 positions or more (~10 s) is kept in bfloat16 (attention runs in bfloat16 over it): on
+the demo model the KL to float32 moved by < 0.0002 nats (int4 in groups of 128: 0.0063 -> 0.0064, 0.0069
+-> 0.0069 over two seeds), and a 10 s generation at the small size decodes ~20 % faster (35-38 -> 29-32
+ms/step in an earlier run with groups of 128); shorter ones stay float32, measured faster there
+(``stylecond.lm.music_lm.KV_CACHE_DTYPE_MIN_LEN``). int4 runs on stylecond's kernel with 16-bit
+activations by default: 8-bit ones (``activation_bits=8``) make the small LM's step ~15 % faster but more
+than double the KL (0.0081 against 0.0034 in groups of 32). It changes the numbers (not bit-exact with
 float32): use it for inference only. ``benchmarks/bench_generate.py`` measures speed and the agreement
 with float32 decoding.
 """
