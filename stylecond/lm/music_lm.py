@@ -315,8 +315,9 @@ class MusicLM(L.LightningModule):
         ``condition_masks`` is off).
         ``check_ids=False`` makes :meth:`step` skip the id range check (two host syncs per step): only for
         callers whose tokens are already validated (e.g. ``generate_codes``); shapes are still checked.
-        ``cuda_graph`` (None = on for a model whole on a CUDA device, not FSDP-sharded): single-position steps replay CUDA graphs
-        of the step (:mod:`stylecond.lm.static_step`), captured as the cache fills; prompts still run eagerly.
+        ``cuda_graph`` (None = on for a model whole on a CUDA device, not FSDP-sharded): single-position
+        steps replay CUDA graphs of the step (:mod:`stylecond.lm.static_step`), captured as the cache fills;
+        prompts still run eagerly.
         """
         if max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {max_steps}")
