@@ -201,14 +201,15 @@ class Transformer(nn.Module):
         if x.shape[1] != 1 or not 0 < span <= cache.max_len:
             raise ValueError(f"static step: x must be [B, 1, D] and span in 1..{cache.max_len}, got "
                              f"{tuple(x.shape)} and {span}")  # fmt: skip
-        attn_mask = torch.arange(span, device=x.device)[None, :] <= pos  # [1, span]
+        visible = torch.arange(span, device=x.device)[None, :] <= pos  # [1, span]
         if cache.key_valid is not None:
-            attn_mask = attn_mask & cache.key_valid[:, :span]
+            visible = visible & cache.key_valid[:, :span]
+        attn_mask = visible[:, None, None, :]  # [B or 1, 1, 1, span]
         h = x + cache.positions.index_select(0, pos).to(x.dtype)
         for i, layer in enumerate(self.layers):
             h = layer(
                 h,
-                attn_mask=attn_mask[:, None, None, :],  # [B or 1, 1, 1, span]
+                attn_mask=attn_mask,
                 past=(cache.keys[i], cache.values[i]),
                 start=pos,
                 span=span,
